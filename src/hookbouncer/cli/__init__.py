@@ -1,0 +1,1 @@
+"""The `hookbouncer` command: one module per command group."""
