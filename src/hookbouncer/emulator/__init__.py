@@ -1,0 +1,1 @@
+"""A Copyleaks emulator: the security API and a webhook sender, on loopback."""

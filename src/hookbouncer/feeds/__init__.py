@@ -1,0 +1,1 @@
+"""The two Copyleaks security feeds: fetch, validate, store, refresh."""

@@ -1,0 +1,1 @@
+"""The HTTPS gateway: TLS with client certificates, routes, admin listener."""

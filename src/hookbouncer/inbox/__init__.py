@@ -1,0 +1,1 @@
+"""Durable record of accepted webhooks and of rejections."""
