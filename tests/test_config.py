@@ -1,0 +1,176 @@
+"""Config loading: defaults, environment overrides, and errors that name the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hookbouncer.config import Config, load_config, parse_duration
+from hookbouncer.errors import ConfigError
+
+PLAIN = """
+state_dir = "{state}"
+[server]
+mode = "plain"
+listen = ["127.0.0.1:8080"]
+trusted_proxies = ["127.0.0.1/32"]
+forwarded_certificate = "nginx"
+[developer_payload]
+mode = "plain"
+secrets_file = "payload-secrets"
+[header_secret]
+secrets_env = ["HB_TEST_TOKEN"]
+"""
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "payload-secrets").write_text("first-secret\nsecond-secret\n")
+    path = tmp_path / "hookbouncer.toml"
+    path.write_text(text.format(state=tmp_path / "state"))
+    return path
+
+
+def load(tmp_path: Path, text: str = PLAIN, **environ: str) -> Config:
+    environ.setdefault("HB_TEST_TOKEN", "header-token")
+    return load_config(write_config(tmp_path, text), environ)
+
+
+def test_plain_config_loads(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    assert config.server.mode == "plain"
+    assert config.server.listen == ("127.0.0.1:8080",)
+    assert len(config.developer_payload.secrets) == 2
+    assert config.developer_payload.secrets[0].reveal() == b"first-secret"
+    assert config.header_secret.secrets[0].reveal() == b"header-token"
+    assert config.inbox_url == f"sqlite:///{tmp_path / 'state' / 'inbox.db'}"
+
+
+def test_secret_repr_hides_value(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    shown = repr(config)
+    assert "first-secret" not in shown
+    assert "header-token" not in shown
+
+
+def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        HOOKBOUNCER_SERVER__MAX_BODY_BYTES="2048",
+        HOOKBOUNCER_FEEDS__REFRESH_EVERY="12h",
+        HOOKBOUNCER_ROUTES__STATUS__CHECKS='["source_ip"]',
+    )
+    assert config.server.max_body_bytes == 2048
+    assert config.feeds.refresh_every == 12 * 3600
+    assert config.routes["status"].checks == ("source_ip",)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", 90.0),
+        ("15m", 900.0),
+        ("24h", 86400.0),
+        ("1h30m", 5400.0),
+        ("250ms", 0.25),
+    ],
+)
+def test_parse_duration_accepts(text: str, expected: float) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10", "h", "10x", "-5m", "1h 30"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"HOOKBOUNCER_SERVER__MAX_BODY_BYTES": "10"}, "server.max_body_bytes"),
+        (
+            {"HOOKBOUNCER_SERVER__CLIENT_CERTIFICATE": "maybe"},
+            "server.client_certificate",
+        ),
+        ({"HOOKBOUNCER_FEEDS__REFRESH_EVERY": "soon"}, "feeds.refresh_every"),
+        ({"HOOKBOUNCER_FEEDS__API_BASE": "ftp://x"}, "feeds.api_base"),
+        ({"HOOKBOUNCER_ROUTES__STATUS__CHECKS": "[]"}, "routes.status.checks"),
+        ({"HOOKBOUNCER_ROUTES__STATUS__CHECKS": '["magic"]'}, "routes.status.checks"),
+        ({"HOOKBOUNCER_SERVER__LISTEN": '["nowhere"]'}, "server.listen"),
+        ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["0.0.0.0/0"]'}, "trusted_proxies"),
+        ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["::/0"]'}, "trusted_proxies"),
+        ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["*"]'}, "trusted_proxies"),
+        ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["10.0.0.1/8"]'}, "trusted_proxies"),
+        ({"HOOKBOUNCER_SERVER__PORT": "1"}, "server.port"),
+        ({"HOOKBOUNCER_INBOX__URL": "mysql://x"}, "inbox.url"),
+        ({"HOOKBOUNCER_FEEDS__FAIL_CLOSED_AFTER": "1h"}, "feeds.fail_closed_after"),
+    ],
+)
+def test_invalid_value_names_key(
+    tmp_path: Path, override: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **override)
+    assert named in str(caught.value)
+
+
+def test_inline_secret_rejected(tmp_path: Path) -> None:
+    text = PLAIN.replace('secrets_file = "payload-secrets"', 'secrets = ["oops"]')
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert "developer_payload.secrets" in str(caught.value)
+    assert "oops" not in str(caught.value)
+
+
+def test_missing_secret_variable_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path, PLAIN), {})
+    assert "HB_TEST_TOKEN" in str(caught.value)
+
+
+def test_whitespace_secret_line_rejected(tmp_path: Path) -> None:
+    path = write_config(tmp_path, PLAIN)
+    (tmp_path / "payload-secrets").write_text("good\n   \n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"HB_TEST_TOKEN": "t"})
+    assert "line 2" in str(caught.value)
+
+
+def test_client_certificate_on_plain_without_terminator(tmp_path: Path) -> None:
+    text = PLAIN.replace('forwarded_certificate = "nginx"', "")
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert "server.forwarded_certificate" in str(caught.value)
+
+
+def test_tls_mode_needs_certificate(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HOOKBOUNCER_SERVER__MODE="tls")
+    assert "server.certificate" in str(caught.value)
+
+
+def test_sealed_mode_needs_key_ring(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HOOKBOUNCER_DEVELOPER_PAYLOAD__MODE="sealed")
+    assert "developer_payload.keys_file" in str(caught.value)
+
+
+def test_relay_url_needs_signing_secret(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HOOKBOUNCER_RELAY__URL="http://127.0.0.1:8000/hook")
+    assert "relay.signing_secret" in str(caught.value)
+
+
+def test_missing_file_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "absent.toml", {})
+    assert "absent.toml" in str(caught.value)
+
+
+def test_invalid_toml_named(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[server\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert "not valid TOML" in str(caught.value)
