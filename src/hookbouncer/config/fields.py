@@ -1,0 +1,261 @@
+"""Typed readers for one TOML table, shared by the config sections.
+
+Each reader takes the table, the key, the dotted name used in messages and a
+default, and raises `ConfigError` naming the key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+from hookbouncer.config.model import Secret
+from hookbouncer.errors import ConfigError
+
+MISSING: Any = object()
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Parse `90s`, `15m`, `24h`, `7d` or `1h30m` into seconds."""
+    compact = text.strip().replace(" ", "")
+    parts = _DURATION_PART.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+class TableReader:
+    """Converts and validates values of the raw TOML tables."""
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        source: str,
+        base_dir: Path,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.raw = raw
+        self.source = source
+        self.base_dir = base_dir
+        self.environ = environ
+
+    def fail(self, key: str, value: object, fix: str) -> ConfigError:
+        shown = "<missing>" if value is MISSING else repr(value)
+        return ConfigError(f"{self.source}: {key} = {shown} is invalid: {fix}")
+
+    def table(self, name: str, known: set[str]) -> dict[str, Any]:
+        value = self.raw.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, value, "it must be a table")
+        return self.check_keys(name, value, known)
+
+    def check_keys(
+        self, prefix: str, value: dict[str, Any], known: set[str]
+    ) -> dict[str, Any]:
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(
+                f"{self.source}: unknown key {prefix}.{unknown[0]}:"
+                f" the known keys are {', '.join(sorted(known))}"
+            )
+        return value
+
+    def text(self, table: dict[str, Any], key: str, name: str, default: str) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(name, value, "it must be a string")
+        return value
+
+    def choice(
+        self,
+        table: dict[str, Any],
+        key: str,
+        name: str,
+        default: str,
+        allowed: tuple[str, ...],
+    ) -> str:
+        value = table.get(key, default)
+        if value not in allowed:
+            raise self.fail(name, value, f"use one of {', '.join(allowed)}")
+        return cast(str, value)
+
+    def boolean(
+        self, table: dict[str, Any], key: str, name: str, default: bool
+    ) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(name, value, "use true or false")
+        return value
+
+    def integer(
+        self,
+        table: dict[str, Any],
+        key: str,
+        name: str,
+        default: int,
+        minimum: int,
+        maximum: int | None = None,
+    ) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, value, "it must be a whole number")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = (
+                f"from {minimum} to {maximum}"
+                if maximum is not None
+                else f"at least {minimum}"
+            )
+            raise self.fail(name, value, f"use a number {bound}")
+        return value
+
+    def duration(
+        self,
+        table: dict[str, Any],
+        key: str,
+        name: str,
+        default: float | None,
+        minimum: float = 0.0,
+    ) -> float | None:
+        value = table.get(key, MISSING)
+        if value is MISSING or value == "":
+            return default
+        if isinstance(value, bool):
+            raise self.fail(name, value, 'use a duration such as "30s", "15m" or "24h"')
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str):
+            try:
+                seconds = parse_duration(value)
+            except ValueError:
+                raise self.fail(
+                    name, value, 'use a duration such as "30s", "15m" or "24h"'
+                ) from None
+        else:
+            raise self.fail(name, value, 'use a duration such as "30s", "15m" or "24h"')
+        if seconds < minimum:
+            raise self.fail(name, value, f"use at least {minimum:g} seconds")
+        return seconds
+
+    def required_duration(
+        self,
+        table: dict[str, Any],
+        key: str,
+        name: str,
+        default: float,
+        minimum: float = 0.0,
+    ) -> float:
+        seconds = self.duration(table, key, name, default, minimum)
+        assert seconds is not None
+        return seconds
+
+    def strings(
+        self, table: dict[str, Any], key: str, name: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = table.get(key, list(default))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, value, "it must be a list of strings")
+        return tuple(value)
+
+    def path(self, table: dict[str, Any], key: str, name: str) -> Path | None:
+        value = table.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self.fail(name, value, "it must be a file path")
+        candidate = Path(value).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def url(self, table: dict[str, Any], key: str, name: str, default: str) -> str:
+        value = self.text(table, key, name, default)
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise self.fail(name, value, "use an http:// or https:// URL")
+        return value.rstrip("/") if key == "api_base" else value
+
+    def secrets(self, table: dict[str, Any], prefix: str) -> tuple[Secret, ...]:
+        """Read secrets from `secrets_file` (one per line) and `secrets_env`."""
+        if "secrets" in table:
+            raise self.fail(
+                f"{prefix}.secrets",
+                "<hidden>",
+                "never write secrets in the config file: put them in a file"
+                f" named by {prefix}.secrets_file or in environment variables"
+                f" named by {prefix}.secrets_env",
+            )
+        found: list[Secret] = []
+        file_path = self.path(table, "secrets_file", f"{prefix}.secrets_file")
+        if file_path is not None:
+            try:
+                lines = file_path.read_bytes().splitlines()
+            except OSError as error:
+                raise self.fail(
+                    f"{prefix}.secrets_file",
+                    str(file_path),
+                    f"the file cannot be read ({error.strerror}); check the path"
+                    " and its permissions",
+                ) from None
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    found.append(Secret(line.strip(), f"{file_path}:{number}"))
+                elif line:
+                    raise self.fail(
+                        f"{prefix}.secrets_file",
+                        str(file_path),
+                        f"line {number} holds only white space; remove it",
+                    )
+        for variable in self.strings(table, "secrets_env", f"{prefix}.secrets_env", ()):
+            value = self.environ.get(variable)
+            if value is None:
+                raise self.fail(
+                    f"{prefix}.secrets_env",
+                    variable,
+                    f"environment variable {variable} is not set",
+                )
+            if not value.strip():
+                raise self.fail(
+                    f"{prefix}.secrets_env",
+                    variable,
+                    f"environment variable {variable} is empty or white space",
+                )
+            found.append(Secret(value.strip().encode("utf-8"), f"${variable}"))
+        return tuple(found)
+
+    def one_secret(self, table: dict[str, Any], key: str, prefix: str) -> Secret | None:
+        if key in table:
+            raise self.fail(
+                f"{prefix}.{key}",
+                "<hidden>",
+                f"never write secrets in the config file: use {prefix}.{key}_file"
+                f" or {prefix}.{key}_env",
+            )
+        file_path = self.path(table, f"{key}_file", f"{prefix}.{key}_file")
+        variable = table.get(f"{key}_env")
+        if file_path is not None:
+            try:
+                value = file_path.read_bytes().strip()
+            except OSError as error:
+                raise self.fail(
+                    f"{prefix}.{key}_file",
+                    str(file_path),
+                    f"the file cannot be read ({error.strerror})",
+                ) from None
+            origin = str(file_path)
+        elif variable is not None:
+            if not isinstance(variable, str) or variable not in self.environ:
+                raise self.fail(
+                    f"{prefix}.{key}_env", variable, "name a set environment variable"
+                )
+            value = self.environ[variable].strip().encode("utf-8")
+            origin = f"${variable}"
+        else:
+            return None
+        if not value:
+            raise self.fail(f"{prefix}.{key}", origin, "the secret is empty")
+        return Secret(value, origin)
