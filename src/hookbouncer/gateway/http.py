@@ -1,0 +1,391 @@
+"""HTTP/1.1 on h11 under Twisted, with the caps a webhook endpoint needs.
+
+Why h11 and not `twisted.web.server.Site`: every limit here must hold on
+bytes actually received, and must be visible to the code that decides.
+twisted.web reads the whole body into a temporary file before the resource
+sees the request, has no public per-request header or body deadline, and
+its header-size limit is a private attribute. With h11 the protocol sees
+each event as it is parsed, so it can:
+
+- answer 404, 405, 403 or 413 right after the header block, before any
+  body byte is read (the application decides in `Application.begin`);
+- count body bytes as they arrive and stop at `max_body_bytes`, answering
+  413 and closing, whatever Content-Length or chunking claimed;
+- run three deadlines: `header_timeout` from the first byte of a request
+  (for the first request, from the TCP accept, so it also bounds the TLS
+  handshake) to the end of its header block, `body_timeout` from the end
+  of the header block to the end of the body, and `idle_timeout` between
+  requests on a keep-alive connection;
+- stop reading while a request is being decided and committed, so a
+  pipelining client cannot make the gateway buffer without bound.
+
+A connection that must close after its response is "lingered": the
+response is written, further input is discarded without parsing, and the
+connection is aborted after `linger` seconds or once the peer closes.
+Without that, a client still sending a large body gets a reset instead of
+the 413.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
+from typing import cast
+
+import h11
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+
+from hookbouncer.gateway.tls import peer_certificate_der
+
+log = logging.getLogger("hookbouncer.gateway")
+
+JSON = b"application/json"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection limits; times in seconds, sizes in bytes."""
+
+    max_body_bytes: int
+    header_timeout: float
+    body_timeout: float
+    idle_timeout: float
+    max_header_bytes: int = 16 * 1024
+    linger: float = 2.0
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    """A request line and header block as the core expects them.
+
+    Header names are lowercase, values decoded as Latin-1, in arrival order.
+    `path` is the target without its query string.
+    """
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    content_length: int | None
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    close: bool = False
+
+
+class Exchange(TypingProtocol):
+    """One request whose head the application let through."""
+
+    def finish(self, body: bytes) -> defer.Deferred[Response]:
+        """Decide on the complete body; the Deferred must never errback."""
+
+    def fail(self, status: int, reason: str) -> Response:
+        """Answer a request that broke a limit while its body was read."""
+
+
+class Application(TypingProtocol):
+    def begin(
+        self, connection: ConnectionInfo, head: RequestHead
+    ) -> Response | Exchange:
+        """Route the request and run the checks that need no body."""
+
+    def malformed(self, connection: ConnectionInfo, reason: str) -> Response:
+        """Answer a request whose head h11 could not parse."""
+
+
+class Transport(TypingProtocol):
+    """The transport methods used here; Twisted's interfaces lack `self`."""
+
+    def write(self, data: bytes) -> None: ...
+    def loseConnection(self) -> None: ...
+    def abortConnection(self) -> None: ...
+    def pauseProducing(self) -> None: ...
+    def resumeProducing(self) -> None: ...
+    def getPeer(self) -> object: ...
+
+
+class Timer(TypingProtocol):
+    def active(self) -> bool: ...
+    def cancel(self) -> None: ...
+
+
+class Clock(TypingProtocol):
+    def callLater(
+        self, delay: float, callable: Callable[..., object], *args: object
+    ) -> Timer: ...
+
+
+class ConnectionInfo:
+    """What the application may ask about the connection a request came on.
+
+    `peer` is the socket peer's address text, or the source address from a
+    PROXY protocol header when one was read; "unix" on a unix socket. The
+    client certificate is read once, lazily: renegotiation is disabled, so
+    it cannot change during the connection, but each request must still
+    compare it with the pins in force.
+    """
+
+    __slots__ = ("_certificate", "_certificate_read", "peer", "transport")
+
+    def __init__(self, transport: Transport, peer: str) -> None:
+        self.transport = transport
+        self.peer = peer
+        self._certificate: bytes | None = None
+        self._certificate_read = False
+
+    def certificate_der(self) -> bytes | None:
+        if not self._certificate_read:
+            self._certificate = peer_certificate_der(self.transport)
+            self._certificate_read = True
+        return self._certificate
+
+
+def peer_text(transport: Transport) -> str:
+    address = transport.getPeer()
+    host = getattr(address, "host", None)
+    return host if isinstance(host, str) else "unix"
+
+
+class HTTPProtocol(Protocol):
+    """Serve HTTP/1.1 requests one at a time on one connection."""
+
+    def __init__(
+        self,
+        application: Application,
+        limits: Limits,
+        clock: Clock,
+        on_close: Callable[[HTTPProtocol], None] = lambda protocol: None,
+    ) -> None:
+        self.application = application
+        self.limits = limits
+        self.clock = clock
+        self.on_close = on_close
+        self.peer_override: str | None = None
+        self.info: ConnectionInfo | None = None
+        self.parser = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=limits.max_header_bytes
+        )
+        self.exchange: Exchange | None = None
+        self.body = bytearray()
+        self.busy = False
+        self.closing = False
+        self.draining = False
+        self.timer: Timer | None = None
+        self.io: Transport = cast(Transport, None)
+        self.waiting_for = "header"
+
+    # -- connection lifecycle --
+
+    def connectionMade(self) -> None:
+        self.io = cast(Transport, self.transport)
+        self.info = ConnectionInfo(self.io, self.peer_override or peer_text(self.io))
+        self._arm(self.limits.header_timeout, "header")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._disarm()
+        self.closing = True
+        self.on_close(self)
+
+    @property
+    def idle(self) -> bool:
+        return not self.busy and self.waiting_for == "idle"
+
+    def drain(self) -> None:
+        """Close now when idle, or after the response in progress."""
+        self.draining = True
+        if self.idle:
+            self._lose()
+
+    # -- timers --
+
+    def _arm(self, seconds: float, phase: str) -> None:
+        self._disarm()
+        self.waiting_for = phase
+        self.timer = self.clock.callLater(seconds, self._timed_out, phase)
+
+    def _disarm(self) -> None:
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+    def _timed_out(self, phase: str) -> None:
+        self.timer = None
+        if self.closing:
+            self._abort()
+            return
+        if phase == "body" and self.exchange is not None:
+            # A slow body gets an answer: the client may be honest but slow.
+            response = self.exchange.fail(408, "body_timeout")
+            self.exchange = None
+            self._send(response, close=True)
+            return
+        if phase == "header":
+            log.debug("header timeout from %s", self.info.peer if self.info else "?")
+        self._abort()
+
+    # -- input --
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.waiting_for == "idle" and not self.busy:
+            self._arm(self.limits.header_timeout, "header")
+        try:
+            self.parser.receive_data(data)
+        except h11.RemoteProtocolError:
+            self._reject_malformed("bad_framing")
+            return
+        if not self.busy:
+            self._process()
+
+    def _process(self) -> None:
+        while not self.closing and not self.busy:
+            try:
+                event = self.parser.next_event()
+            except h11.RemoteProtocolError as error:
+                reason = (
+                    "header_too_large" if error.error_status_hint == 431 else "bad_http"
+                )
+                self._reject_malformed(reason, error.error_status_hint)
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                self._on_request(event)
+            elif isinstance(event, h11.Data):
+                self._on_data(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self._on_end()
+            elif isinstance(event, h11.ConnectionClosed):
+                self._lose()
+                return
+
+    def _on_request(self, event: h11.Request) -> None:
+        assert self.info is not None
+        self._arm(self.limits.body_timeout, "body")
+        headers = tuple(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in event.headers
+        )
+        target = event.target.decode("latin-1")
+        length: int | None = None
+        for name, value in headers:
+            if name == "content-length":
+                length = int(value)  # h11 has checked it is one decimal number
+        head = RequestHead(
+            method=event.method.decode("latin-1"),
+            path=target.split("?", 1)[0],
+            headers=headers,
+            content_length=length,
+        )
+        outcome = self.application.begin(self.info, head)
+        if isinstance(outcome, Response):
+            self._send(outcome, close=True)
+            return
+        if length is not None and length > self.limits.max_body_bytes:
+            self._send(outcome.fail(413, "body_too_large"), close=True)
+            return
+        self.exchange = outcome
+        self.body = bytearray()
+        if self.parser.they_are_waiting_for_100_continue:
+            self.io.write(
+                self.parser.send(h11.InformationalResponse(status_code=100, headers=[]))
+                or b""
+            )
+
+    def _on_data(self, chunk: bytes) -> None:
+        if self.exchange is None:
+            return
+        if len(self.body) + len(chunk) > self.limits.max_body_bytes:
+            response = self.exchange.fail(413, "body_too_large")
+            self.exchange = None
+            self._send(response, close=True)
+            return
+        self.body += chunk
+
+    def _on_end(self) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        self._disarm()
+        self.waiting_for = "decision"
+        self.busy = True
+        self.io.pauseProducing()
+        body = bytes(self.body)
+        self.body = bytearray()
+        exchange.finish(body).addCallback(self._decided)
+
+    def _decided(self, response: Response) -> None:
+        self.busy = False
+        if self.closing:
+            return
+        self._send(response, close=response.close or self.draining)
+        if self.closing:
+            return
+        self.io.resumeProducing()
+        self._process()
+
+    def _reject_malformed(self, reason: str, status: int = 400) -> None:
+        assert self.info is not None
+        self.exchange = None
+        if self.parser.our_state not in {h11.IDLE, h11.SEND_RESPONSE}:
+            self._abort()
+            return
+        response = self.application.malformed(self.info, reason)
+        self._send(Response(status, response.body, response.headers), close=True)
+
+    # -- output --
+
+    def _send(self, response: Response, *, close: bool) -> None:
+        headers = [
+            (b"content-type", JSON),
+            (b"content-length", str(len(response.body)).encode()),
+            *response.headers,
+        ]
+        if close:
+            headers.append((b"connection", b"close"))
+        try:
+            data = self.parser.send(
+                h11.Response(status_code=response.status, headers=headers)
+            )
+            data = (data or b"") + (
+                self.parser.send(h11.Data(data=response.body)) or b""
+            )
+            data += self.parser.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:
+            log.exception("cannot write a %d response", response.status)
+            self._abort()
+            return
+        self.io.write(data)
+        if close or self.parser.our_state is h11.MUST_CLOSE:
+            self._lose()
+            return
+        try:
+            self.parser.start_next_cycle()
+        except h11.LocalProtocolError:
+            self._lose()
+            return
+        self._arm(self.limits.idle_timeout, "idle")
+
+    def _lose(self) -> None:
+        """Flush, close, and abort after the linger time at the latest."""
+        if self.closing:
+            return
+        self.closing = True
+        self._disarm()
+        self.io.resumeProducing()
+        self.io.loseConnection()
+        self.timer = self.clock.callLater(self.limits.linger, self._abort)
+
+    def _abort(self) -> None:
+        self.closing = True
+        self._disarm()
+        self.io.abortConnection()
