@@ -1,15 +1,72 @@
-"""The `hookbouncer serve` command (being built; replaced by its owner)."""
+"""The `hookbouncer serve` command: run the gateway until SIGTERM or SIGINT.
+
+Startup order: config, logging, feeds from disk (and the refresher), the
+inbox, the relay, the listeners; then "ready" is logged. A configuration
+error exits 2 before anything listens. On SIGTERM or SIGINT the gateway
+drains (see `Gateway.stop`), then the relay and the feeds stop and the
+inbox closes.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from typing import Any
+
+from hookbouncer.config import load_config
+from hookbouncer.errors import ConfigError, HookbouncerError, KeyringError
+from hookbouncer.gateway.logs import configure
+
+log = logging.getLogger("hookbouncer.gateway")
+
+# Seconds that requests in flight get to finish after SIGTERM.
+DRAIN_SECONDS = 10.0
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("serve", help="(being built)")
-    parser.set_defaults(handler=_run)
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the gateway: HTTPS listener, feed refresh, inbox, relay, admin",
+        description="Run the gateway until SIGTERM or SIGINT.",
+    )
+    parser.add_argument("--config", required=True, help="path of the TOML config file")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log line format on stderr (default: text)",
+    )
+    parser.set_defaults(handler=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("hookbouncer serve: not built yet")
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure(config.log_level, args.log_format)
+    # Imported here so `hookbouncer --help` does not load Twisted.
+    from twisted.internet import reactor as installed
+
+    from hookbouncer.gateway.runtime import Runtime
+
+    reactor: Any = installed
+
+    try:
+        runtime = Runtime(config, reactor)
+    except KeyringError as error:
+        raise ConfigError(str(error)) from None
+    log.info(
+        "starting hookbouncer pid %d with config %s",
+        os.getpid(),
+        config.source,
+        extra={"pid": os.getpid()},
+    )
+    try:
+        runtime.start()
+    except OSError as error:
+        runtime.close()
+        raise HookbouncerError(f"cannot listen: {error}") from None
+    reactor.addSystemEventTrigger("before", "shutdown", runtime.stop, DRAIN_SECONDS)
+    log.info("ready", extra={"pid": os.getpid()})
+    reactor.run()
+    log.info("stopped", extra={"pid": os.getpid()})
+    return 0

@@ -78,6 +78,7 @@ class Response:
     body: bytes = b""
     headers: tuple[tuple[bytes, bytes], ...] = ()
     close: bool = False
+    content_type: bytes = JSON
 
 
 class Exchange(TypingProtocol):
@@ -125,18 +126,28 @@ class Clock(TypingProtocol):
 class ConnectionInfo:
     """What the application may ask about the connection a request came on.
 
-    `peer` is the socket peer's address text, or the source address from a
-    PROXY protocol header when one was read; "unix" on a unix socket. The
+    `peer` is the socket peer's address text; a unix socket peer counts as
+    127.0.0.1, the local TLS terminator. `proxy_source` is the source address
+    from a PROXY protocol header, None without one. The
     client certificate is read once, lazily: renegotiation is disabled, so
     it cannot change during the connection, but each request must still
     compare it with the pins in force.
     """
 
-    __slots__ = ("_certificate", "_certificate_read", "peer", "transport")
+    __slots__ = (
+        "_certificate",
+        "_certificate_read",
+        "peer",
+        "proxy_source",
+        "transport",
+    )
 
-    def __init__(self, transport: Transport, peer: str) -> None:
+    def __init__(
+        self, transport: Transport, peer: str, proxy_source: str | None = None
+    ) -> None:
         self.transport = transport
         self.peer = peer
+        self.proxy_source = proxy_source
         self._certificate: bytes | None = None
         self._certificate_read = False
 
@@ -150,7 +161,7 @@ class ConnectionInfo:
 def peer_text(transport: Transport) -> str:
     address = transport.getPeer()
     host = getattr(address, "host", None)
-    return host if isinstance(host, str) else "unix"
+    return host if isinstance(host, str) else "127.0.0.1"
 
 
 class HTTPProtocol(Protocol):
@@ -167,7 +178,7 @@ class HTTPProtocol(Protocol):
         self.limits = limits
         self.clock = clock
         self.on_close = on_close
-        self.peer_override: str | None = None
+        self.proxy_source: str | None = None
         self.info: ConnectionInfo | None = None
         self.parser = h11.Connection(
             h11.SERVER, max_incomplete_event_size=limits.max_header_bytes
@@ -185,7 +196,7 @@ class HTTPProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.io = cast(Transport, self.transport)
-        self.info = ConnectionInfo(self.io, self.peer_override or peer_text(self.io))
+        self.info = ConnectionInfo(self.io, peer_text(self.io), self.proxy_source)
         self._arm(self.limits.header_timeout, "header")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -346,7 +357,7 @@ class HTTPProtocol(Protocol):
 
     def _send(self, response: Response, *, close: bool) -> None:
         headers = [
-            (b"content-type", JSON),
+            (b"content-type", response.content_type),
             (b"content-length", str(len(response.body)).encode()),
             *response.headers,
         ]

@@ -1,0 +1,364 @@
+"""The webhook application: what the gateway does with each request.
+
+Order of work, cheapest and least trusting first:
+
+1. route (`match_route`): 404 for an unknown path, 405 with `Allow`;
+2. connection checks (`Verifier.check_connection`): source address and
+   client certificate, before any body byte is read, 403 on failure;
+3. the body, read by the HTTP layer under `max_body_bytes` (413);
+4. body checks (`Verifier.check_body`): JSON shape (400), developerPayload
+   and header secret (403);
+5. the commit (`Inbox.record_accepted`), then 200. A repeat of a stored
+   webhook is also 200. An unavailable inbox is 503, so the sender retries.
+
+Steps 4 and 5 run in a thread pool: the commit blocks until the row is
+durable, and the reactor thread must keep serving other connections.
+
+The caller learns only the status and a generic body. The typed reasons go
+to the access log, the metrics and the inbox's rejection record. Anything
+unexpected is logged at ERROR with its traceback and answered 403, so an
+untrusted request never gets a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from twisted.internet import defer, threads
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from hookbouncer.config import Config
+from hookbouncer.errors import InboxUnavailable, RequestError
+from hookbouncer.gateway import metrics
+from hookbouncer.gateway.http import ConnectionInfo, RequestHead, Response
+from hookbouncer.inbox import AcceptedWebhook, Inbox, Rejection, safe_headers
+from hookbouncer.policy import ConnectionFacts, Verdict, Verifier
+from hookbouncer.routes import MethodNotAllowed, RouteMatch, match_route
+
+log = logging.getLogger("hookbouncer.gateway")
+access = logging.getLogger("hookbouncer.access")
+
+
+def _json(document: dict[str, str]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+ACCEPTED = Response(200, _json({"status": "accepted"}))
+FORBIDDEN = Response(403, _json({"error": "forbidden"}))
+BAD_REQUEST = Response(400, _json({"error": "bad request"}), close=True)
+NOT_FOUND = Response(404, _json({"error": "not found"}), close=True)
+METHOD_NOT_ALLOWED = Response(
+    405, _json({"error": "method not allowed"}), ((b"allow", b"POST"),), close=True
+)
+TOO_LARGE = Response(413, _json({"error": "payload too large"}), close=True)
+TIMEOUT = Response(408, _json({"error": "request timeout"}), close=True)
+UNAVAILABLE = Response(
+    503, _json({"error": "unavailable"}), ((b"retry-after", b"5"),), close=True
+)
+BY_STATUS = {400: BAD_REQUEST, 408: TIMEOUT, 413: TOO_LARGE}
+
+# Rejections waiting for a pool thread beyond this are dropped and counted,
+# so a flood of forgeries cannot queue unbounded work.
+MAX_PENDING_REJECTIONS = 1000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one request, for the response, the log and metrics."""
+
+    response: Response
+    decision: str
+    reasons: tuple[str, ...] = ()
+    thumbprint: str | None = None
+
+
+def client_text(verdict: Verdict, connection: ConnectionInfo) -> str:
+    """Return the client address the policy settled on, or the raw peer."""
+    if verdict.client_address is not None:
+        return str(verdict.client_address)
+    return connection.proxy_source or connection.peer
+
+
+class WebhookApplication:
+    """Decide on webhook requests; see the module docstring for the order."""
+
+    def __init__(
+        self,
+        config: Config,
+        verifier: Verifier,
+        inbox: Inbox,
+        pool: ThreadPool,
+        reactor: object,
+        request_early_refresh: Callable[[], object],
+        on_accepted: Callable[[], object] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.verifier = verifier
+        self.inbox = inbox
+        self.pool = pool
+        self.reactor = reactor
+        self.request_early_refresh = request_early_refresh
+        self.on_accepted = on_accepted
+        self.secret_header = config.header_secret.name
+        self.pending_rejections = 0
+        self.lock = threading.Lock()
+
+    # -- the HTTP layer's entry points --
+
+    def begin(
+        self, connection: ConnectionInfo, head: RequestHead
+    ) -> Response | Exchange:
+        started = time.perf_counter()
+        try:
+            route = match_route(self.config.server.prefix, head.method, head.path)
+        except MethodNotAllowed:
+            return self.finish_log(
+                connection, head, None, started, Outcome(METHOD_NOT_ALLOWED, "method")
+            )
+        except RequestError:
+            return self.finish_log(
+                connection, head, None, started, Outcome(NOT_FOUND, "not_found")
+            )
+        try:
+            facts = ConnectionFacts(
+                peer=connection.peer,
+                headers=head.headers,
+                certificate_der=connection.certificate_der(),
+                proxy_source=connection.proxy_source,
+            )
+            verdict = self.verifier.check_connection(route, facts)
+        except Exception:
+            log.exception("connection checks failed unexpectedly")
+            outcome = Outcome(FORBIDDEN, "rejected", ("internal_error",))
+            self.reject_later(
+                route, connection.proxy_source or connection.peer, outcome, None
+            )
+            return self.finish_log(connection, head, route, started, outcome)
+        client = client_text(verdict, connection)
+        if not verdict.passed:
+            outcome = Outcome(
+                FORBIDDEN,
+                "rejected",
+                tuple(str(failure.reason) for failure in verdict.failures),
+                verdict.thumbprint,
+            )
+            self.reject_later(route, client, outcome, None)
+            return self.finish_log(connection, head, route, started, outcome, client)
+        return Exchange(self, connection, head, route, verdict, started)
+
+    def malformed(self, connection: ConnectionInfo, reason: str) -> Response:
+        metrics.REQUESTS.labels(route="unknown", decision="malformed").inc()
+        access.info(
+            "- - 400 malformed %s from %s",
+            reason,
+            connection.peer,
+            extra={
+                "status": 400,
+                "decision": "malformed",
+                "reasons": [reason],
+                "client": connection.peer,
+            },
+        )
+        return BAD_REQUEST
+
+    # -- helpers shared with Exchange --
+
+    def finish_log(
+        self,
+        connection: ConnectionInfo,
+        head: RequestHead,
+        route: RouteMatch | None,
+        started: float,
+        outcome: Outcome,
+        client: str | None = None,
+    ) -> Response:
+        route_class = route.route_class if route is not None else "unknown"
+        duration = time.perf_counter() - started
+        metrics.REQUESTS.labels(route=route_class, decision=outcome.decision).inc()
+        metrics.DURATION.labels(route=route_class).observe(duration)
+        for reason in outcome.reasons:
+            metrics.REJECTIONS.labels(reason=reason).inc()
+        client = client or connection.peer
+        prefix = outcome.thumbprint[:12] if outcome.thumbprint else "-"
+        access.info(
+            "%s %s %d %s %s client=%s cert=%s %.1fms",
+            head.method,
+            route_class if route is None else f"{route_class}/{route.event}",
+            outcome.response.status,
+            outcome.decision,
+            ",".join(outcome.reasons) or "-",
+            client,
+            prefix,
+            duration * 1000,
+            extra={
+                "method": head.method,
+                "route": route_class,
+                "status": outcome.response.status,
+                "decision": outcome.decision,
+                "reasons": list(outcome.reasons),
+                "client": client,
+                "thumbprint": prefix,
+                "duration_ms": round(duration * 1000, 3),
+            },
+        )
+        return outcome.response
+
+    def reject_later(
+        self,
+        route: RouteMatch | None,
+        client: str,
+        outcome: Outcome,
+        received_at: float | None,
+    ) -> None:
+        """Record a rejection from a pool thread, dropping it when backed up."""
+        rejection = Rejection(
+            received_at=received_at or time.time(),
+            route=route.route_class if route is not None else None,
+            client_address=client,
+            reasons=outcome.reasons,
+            thumbprint=outcome.thumbprint,
+        )
+        with self.lock:
+            if self.pending_rejections >= MAX_PENDING_REJECTIONS:
+                metrics.REJECTIONS_DROPPED.inc()
+                return
+            self.pending_rejections += 1
+        self.pool.callInThread(self._record_rejection, rejection)
+
+    def _record_rejection(self, rejection: Rejection) -> None:
+        try:
+            self.inbox.record_rejection(rejection)
+        except Exception as error:
+            metrics.REJECTIONS_DROPPED.inc()
+            log.warning("cannot record a rejection: %s", error)
+        finally:
+            with self.lock:
+                self.pending_rejections -= 1
+
+    def decide_and_record(
+        self,
+        route: RouteMatch,
+        verdict: Verdict,
+        client: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+    ) -> Outcome:
+        """Run the body checks and commit; runs in a pool thread."""
+        received_at = time.time()
+        try:
+            decision = self.verifier.check_body(verdict, headers, body)
+        except RequestError as error:
+            outcome = Outcome(
+                BY_STATUS.get(error.status, FORBIDDEN),
+                "malformed" if error.status == 400 else "rejected",
+                (error.reason,),
+                verdict.thumbprint,
+            )
+            self.reject_later(route, client, outcome, received_at)
+            return outcome
+        if decision.needs_feed_refresh:
+            self.reactor.callFromThread(self.request_early_refresh)  # type: ignore[attr-defined]
+        if not decision.accepted:
+            outcome = Outcome(
+                FORBIDDEN,
+                "rejected",
+                tuple(str(failure.reason) for failure in decision.failures),
+                verdict.thumbprint,
+            )
+            self.reject_later(route, client, outcome, received_at)
+            return outcome
+        webhook = AcceptedWebhook(
+            route_class=route.route_class,
+            event=route.event,
+            scan_id=route.subject_id,
+            received_at=received_at,
+            client_address=client,
+            body=body,
+            headers=safe_headers(headers, self.secret_header),
+            checks=self.config.routes[route.route_class].checks,
+            thumbprint=decision.thumbprint,
+            token_context=decision.context,
+        )
+        try:
+            recorded = self.inbox.record_accepted(webhook)
+        except InboxUnavailable as error:
+            log.error("inbox unavailable, answering 503: %s", error)
+            return Outcome(UNAVAILABLE, "unavailable", ("inbox_unavailable",))
+        if not recorded.duplicate:
+            self.on_accepted()
+        decision_name = "duplicate" if recorded.duplicate else "accepted"
+        return Outcome(ACCEPTED, decision_name, (), verdict.thumbprint)
+
+
+class Exchange:
+    """One request past the connection checks, waiting for its body."""
+
+    def __init__(
+        self,
+        application: WebhookApplication,
+        connection: ConnectionInfo,
+        head: RequestHead,
+        route: RouteMatch,
+        verdict: Verdict,
+        started: float,
+    ) -> None:
+        self.application = application
+        self.connection = connection
+        self.head = head
+        self.route = route
+        self.verdict = verdict
+        self.started = started
+        self.client = client_text(verdict, connection)
+
+    def finish(self, body: bytes) -> defer.Deferred[Response]:
+        app = self.application
+        deferred: defer.Deferred[Outcome] = threads.deferToThreadPool(
+            app.reactor,  # type: ignore[arg-type]
+            app.pool,
+            app.decide_and_record,
+            self.route,
+            self.verdict,
+            self.client,
+            self.head.headers,
+            body,
+        )
+        return deferred.addErrback(self._unexpected).addCallback(self._respond)
+
+    def _unexpected(self, failure: Failure) -> Outcome:
+        log.error(
+            "deciding on a request failed unexpectedly",
+            exc_info=failure.value,
+        )
+        return Outcome(FORBIDDEN, "rejected", ("internal_error",), None)
+
+    def _respond(self, outcome: Outcome) -> Response:
+        return self.application.finish_log(
+            self.connection,
+            self.head,
+            self.route,
+            self.started,
+            outcome,
+            self.client,
+        )
+
+    def fail(self, status: int, reason: str) -> Response:
+        outcome = Outcome(
+            BY_STATUS.get(status, BAD_REQUEST),
+            "too_large" if status == 413 else "malformed",
+            (reason,),
+            self.verdict.thumbprint,
+        )
+        return self.application.finish_log(
+            self.connection,
+            self.head,
+            self.route,
+            self.started,
+            outcome,
+            self.client,
+        )
