@@ -113,15 +113,15 @@ def parse_networks(
 ) -> tuple[IPNetwork, ...]:
     """Validate every entry and return the networks without duplicates.
 
-    The first invalid entry raises `ValueError` naming its position, so
-    one bad entry rejects the whole list.
+    The first invalid entry raises `ValueError` naming its position in
+    the list, so one bad entry rejects the whole list.
     """
     seen: dict[IPNetwork, None] = {}
     for index, entry in enumerate(entries):
         try:
             seen[parse_network(entry, min_v4, min_v6)] = None
         except ValueError as error:
-            raise ValueError(f"entry {index}: {error}") from None
+            raise ValueError(f"{error} (position {index} in the list)") from None
     return tuple(seen)
 
 
@@ -158,7 +158,7 @@ def normalize_thumbprints(entries: Iterable[str]) -> tuple[str, ...]:
         try:
             seen[normalize_thumbprint(entry)] = None
         except ValueError as error:
-            raise ValueError(f"entry {index}: {error}") from None
+            raise ValueError(f"{error} (position {index} in the list)") from None
     return tuple(seen)
 
 
