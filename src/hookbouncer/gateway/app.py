@@ -146,7 +146,7 @@ class WebhookApplication:
                 FORBIDDEN,
                 "rejected",
                 tuple(str(failure.reason) for failure in verdict.failures),
-                verdict.thumbprint,
+                verdict.thumbprint or connection.thumbprint(),
             )
             self.reject_later(route, client, outcome, None)
             return self.finish_log(connection, head, route, started, outcome, client)

@@ -28,6 +28,7 @@ the 413.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class ConnectionInfo:
     __slots__ = (
         "_certificate",
         "_certificate_read",
+        "_thumbprint",
         "peer",
         "proxy_source",
         "transport",
@@ -150,12 +152,25 @@ class ConnectionInfo:
         self.proxy_source = proxy_source
         self._certificate: bytes | None = None
         self._certificate_read = False
+        self._thumbprint: str | None = None
 
     def certificate_der(self) -> bytes | None:
         if not self._certificate_read:
             self._certificate = peer_certificate_der(self.transport)
             self._certificate_read = True
         return self._certificate
+
+    def thumbprint(self) -> str | None:
+        """Return the SHA-1 of the presented certificate, pinned or not.
+
+        It identifies a certificate in logs and rejection records; only
+        the policy decides whether it is trusted.
+        """
+        if self._thumbprint is None:
+            der = self.certificate_der()
+            if der is not None:
+                self._thumbprint = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+        return self._thumbprint
 
 
 def peer_text(transport: Transport) -> str:
