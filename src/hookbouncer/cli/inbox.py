@@ -2,7 +2,7 @@
 
 They open the configured inbox directly, so they work while the gateway
 runs. A redelivered webhook is sent by the gateway's relay at its next
-look at the inbox, or at once by this process with `redeliver --now`.
+poll of the inbox, or at once by this process with `redeliver --now`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
 
     show = commands.add_parser("show", help="show one webhook's metadata and headers")
     _add_config(show)
-    show.add_argument("id", type=_positive, help="inbox id")
+    show.add_argument("id", type=_positive, help="inbox id, as shown by `inbox list`")
     show.add_argument(
         "--body",
         action="store_true",
@@ -56,8 +56,12 @@ def register(subparsers: Any) -> None:
         "redeliver", help="make webhooks pending again, with attempts reset"
     )
     _add_config(redeliver)
-    redeliver.add_argument("ids", type=_positive, nargs="*", metavar="ID")
-    redeliver.add_argument("--dead", action="store_true", help="every dead webhook")
+    redeliver.add_argument(
+        "ids", type=_positive, nargs="*", metavar="ID", help="inbox ids to send again"
+    )
+    redeliver.add_argument(
+        "--dead", action="store_true", help="also every webhook in the dead state"
+    )
     redeliver.add_argument(
         "--now",
         action="store_true",
@@ -68,7 +72,9 @@ def register(subparsers: Any) -> None:
 
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="FILE", help="config file")
+    parser.add_argument(
+        "--config", required=True, metavar="FILE", help="hookbouncer TOML config file"
+    )
 
 
 def _positive(text: str) -> int:
@@ -227,7 +233,7 @@ def _redeliver(args: argparse.Namespace) -> int:
 
 
 def _deliver_now(inbox: Inbox, config: Config) -> int:
-    """Run relay passes until one finds less than a full batch due."""
+    """Run relay passes until one finds fewer than a full batch due."""
     relay = Relay(inbox, config, batch_size=RELAY_BATCH)
     attempted = 0
     try:
