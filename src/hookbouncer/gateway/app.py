@@ -38,7 +38,7 @@ from hookbouncer.errors import InboxUnavailable, RequestError
 from hookbouncer.gateway import metrics
 from hookbouncer.gateway.http import ConnectionInfo, RequestHead, Response
 from hookbouncer.inbox import AcceptedWebhook, Inbox, Rejection, safe_headers
-from hookbouncer.policy import ConnectionFacts, Verdict, Verifier
+from hookbouncer.policy import ConnectionFacts, Reason, Verdict, Verifier
 from hookbouncer.routes import MethodNotAllowed, RouteMatch, match_route
 
 log = logging.getLogger("hookbouncer.gateway")
@@ -62,6 +62,10 @@ UNAVAILABLE = Response(
     503, _json({"error": "unavailable"}), ((b"retry-after", b"5"),), close=True
 )
 BY_STATUS = {400: BAD_REQUEST, 408: TIMEOUT, 413: TOO_LARGE}
+
+# Connection failures that a newer feed could fix (Copyleaks added a range
+# or rotated its certificate); the same rule as `Decision.needs_feed_refresh`.
+REFRESH_REASONS = frozenset({Reason.NOT_IN_ALLOWLIST, Reason.CERTIFICATE_NOT_PINNED})
 
 # Rejections waiting for a pool thread beyond this are dropped and counted,
 # so a flood of forgeries cannot queue unbounded work.
@@ -149,6 +153,8 @@ class WebhookApplication:
                 verdict.thumbprint or connection.thumbprint(),
             )
             self.reject_later(route, client, outcome, None)
+            if all(failure.reason in REFRESH_REASONS for failure in verdict.failures):
+                self.request_early_refresh()
             return self.finish_log(connection, head, route, started, outcome, client)
         return Exchange(self, connection, head, route, verdict, started)
 

@@ -187,11 +187,13 @@ class HTTPProtocol(Protocol):
         application: Application,
         limits: Limits,
         clock: Clock,
+        on_open: Callable[[HTTPProtocol], None] = lambda protocol: None,
         on_close: Callable[[HTTPProtocol], None] = lambda protocol: None,
     ) -> None:
         self.application = application
         self.limits = limits
         self.clock = clock
+        self.on_open = on_open
         self.on_close = on_close
         self.proxy_source: str | None = None
         self.info: ConnectionInfo | None = None
@@ -212,6 +214,7 @@ class HTTPProtocol(Protocol):
     def connectionMade(self) -> None:
         self.io = cast(Transport, self.transport)
         self.info = ConnectionInfo(self.io, peer_text(self.io), self.proxy_source)
+        self.on_open(self)
         self._arm(self.limits.header_timeout, "header")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

@@ -28,7 +28,11 @@ BACKLOG = 1024
 
 
 class HTTPFactory(Factory):
-    """Build one `HTTPProtocol` per connection and keep the open ones."""
+    """Build one `HTTPProtocol` per connection and track the connected ones.
+
+    A protocol joins `open` when its connection is made, which behind a
+    PROXY header is only once the header was read.
+    """
 
     def __init__(self, build: Callable[[], HTTPProtocol]) -> None:
         self.build = build
@@ -37,8 +41,8 @@ class HTTPFactory(Factory):
     def buildProtocol(self, addr: Any) -> Protocol:
         protocol = self.build()
         protocol.factory = self
+        protocol.on_open = self.open.add
         protocol.on_close = self.open.discard
-        self.open.add(protocol)
         return protocol
 
 

@@ -1,0 +1,424 @@
+"""Connection-level behaviour, with the gateway in this process.
+
+The reactor runs in a thread for the whole session. Each test builds a
+`Gateway` from a written config, a real SQLite inbox and a trust snapshot
+it can change while connections stay open, so pin removal, timeouts and
+plain mode behind a proxy can be driven byte by byte.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from twisted.internet import reactor as installed_reactor
+from twisted.internet.threads import blockingCallFromThread
+
+from hookbouncer.allowlist import Allowlist
+from hookbouncer.certificates import PinSet
+from hookbouncer.config import load_config
+from hookbouncer.feeds.validate import normalize_thumbprint
+from hookbouncer.gateway.admin import Readiness
+from hookbouncer.gateway.server import Gateway
+from hookbouncer.inbox import Inbox, open_inbox
+from hookbouncer.policy import Verifier
+from hookbouncer.tokens import KeyRing
+from hookbouncer.trust import TrustSnapshot
+from tests.gateway.support import (
+    PKI,
+    base_config,
+    make_pki,
+    read_until_closed,
+    tls_socket,
+    write_config,
+)
+
+reactor: Any = installed_reactor
+
+
+@pytest.fixture(scope="session")
+def running_reactor() -> Iterator[Any]:
+    thread = threading.Thread(
+        target=reactor.run, kwargs={"installSignalHandlers": False}, daemon=True
+    )
+    thread.start()
+    yield reactor
+    reactor.callFromThread(reactor.stop)
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+class MutableTrust:
+    """A trust source whose pins and ranges a test can change at run time."""
+
+    def __init__(self, ranges: list[str], pins: list[str]) -> None:
+        self.set(ranges, pins)
+
+    def set(self, ranges: list[str], pins: list[str]) -> None:
+        self.snapshot = TrustSnapshot(
+            allowlist=Allowlist(ip_network(entry) for entry in ranges),
+            pins=PinSet(normalize_thumbprint(pin) for pin in pins),
+            ranges_loaded=True,
+            pins_loaded=True,
+        )
+
+    def __call__(self) -> TrustSnapshot:
+        return self.snapshot
+
+
+@dataclass
+class Running:
+    gateway: Gateway
+    trust: MutableTrust
+    inbox: Inbox
+    refreshes: list[int]
+
+    @property
+    def port(self) -> int:
+        return int(self.gateway.addresses[0].rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def start_gateway(
+    running_reactor: Any, pki: PKI, tmp_path: Path
+) -> Iterator[Callable[..., Running]]:
+    started: list[Running] = []
+
+    def start(document: dict[str, Any] | None = None, **server: Any) -> Running:
+        document = document or base_config(pki, tmp_path / "state", **server)
+        config = load_config(write_config(tmp_path / "config.toml", document))
+        trust = MutableTrust(["127.0.0.1/32", "::1/128"], [pki.client.sha1])
+        inbox = open_inbox(config)
+        refreshes: list[int] = []
+        gateway = Gateway(
+            config,
+            verifier=Verifier(config, trust, KeyRing.load(pki.keys_file)),
+            inbox=inbox,
+            readiness=lambda: Readiness(ready=True),
+            request_early_refresh=lambda: refreshes.append(1),
+            reactor=running_reactor,
+        )
+        blockingCallFromThread(running_reactor, gateway.start)
+        running = Running(gateway, trust, inbox, refreshes)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        blockingCallFromThread(running_reactor, running.gateway.stop, 1.0)
+        running.inbox.close()
+
+
+def webhook_request(pki: PKI, scan_id: str, extra: bytes = b"") -> bytes:
+    body = b'{"status": 3, "developerPayload": "%s"}' % pki.seal(scan_id).encode()
+    return (
+        b"POST /copyleaks/indexed/%s HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
+        % (scan_id.encode(), len(body), extra, body)
+    )
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Read one response with a Content-Length body from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_pin_removed_rejects_same_connection(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        first = sender.send("indexed", "keep-1", developer_payload=pki.seal("keep-1"))
+        running.trust.set(["127.0.0.1/32"], [pki.unpinned.sha1])
+        second = sender.send("indexed", "keep-2", developer_payload=pki.seal("keep-2"))
+        connections = len(running.gateway.factory.open)
+    assert first.status_code == 200
+    assert second.status_code == 403
+    assert connections == 1
+
+
+def test_pin_removed_rejects_on_raw_keep_alive(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(webhook_request(pki, "raw-1"))
+        first = read_response(sock)
+        running.trust.set(["127.0.0.1/32"], [])
+        sock.sendall(webhook_request(pki, "raw-2"))
+        second = read_response(sock)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert second.startswith(b"HTTP/1.1 403 ")
+
+
+def test_slow_header_client_cut_off(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway(header_timeout="0.3s")
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(b"POST /copyleaks/indexed/slow HTTP/1.1\r\nHost: local")
+        answer = read_until_closed(sock)
+    assert answer == b""
+
+
+def test_silent_tcp_client_cut_off(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    # No TLS handshake at all: the header deadline covers the handshake too.
+    running = start_gateway(header_timeout="0.3s")
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.settimeout(60)
+        assert read_until_closed(sock) == b""
+
+
+def test_slow_body_answered_408(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway(body_timeout="0.3s")
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(
+            b"POST /copyleaks/indexed/slow-body HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+def test_idle_keep_alive_closed(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway(idle_timeout="0.3s")
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(webhook_request(pki, "idle-1"))
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+        assert read_until_closed(sock) == b""
+
+
+def test_pipelined_requests_answered_in_order(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(webhook_request(pki, "pipe-1") + webhook_request(pki, "pipe-2"))
+        first = read_response(sock)
+        second = read_response(sock)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert second.startswith(b"HTTP/1.1 200 ")
+    assert {w.scan_id for w in running.inbox.list()} >= {"pipe-1", "pipe-2"}
+
+
+def test_oversized_header_block_rejected(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(
+            b"POST /copyleaks/indexed/x HTTP/1.1\r\nHost: localhost\r\n"
+            + b"X-Pad: "
+            + b"a" * 40_000
+            + b"\r\n\r\n"
+        )
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_garbage_request_answered_400(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(b"\x00\x01 not http at all\r\n\r\n")
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_require_mode_fails_handshake_without_cert(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway(client_certificate="require")
+    failures = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
+    with pytest.raises(failures), tls_socket(pki, running.port, None) as sock:
+        # TLS 1.3 reports the missing certificate on the first read.
+        sock.sendall(webhook_request(pki, "no-cert"))
+        if not sock.recv(1):
+            raise ConnectionResetError("closed without an answer")
+
+
+def test_require_mode_accepts_pinned_cert(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway(client_certificate="require")
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        response = sender.send(
+            "indexed", "req-ok", developer_payload=pki.seal("req-ok")
+        )
+    assert response.status_code == 200
+
+
+def test_missing_pin_asks_early_refresh(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    running.trust.set(["127.0.0.1/32"], [pki.unpinned.sha1])
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        response = sender.send(
+            "indexed", "refresh", developer_payload=pki.seal("refresh")
+        )
+    assert response.status_code == 403
+    assert running.refreshes == [1]
+
+
+# -- plain mode behind a TLS terminator --
+
+
+def plain_config(pki: PKI, state: Path, **server: Any) -> dict[str, Any]:
+    document = base_config(pki, state)
+    document["server"] = {
+        "mode": "plain",
+        "listen": ["127.0.0.1:0"],
+        "trusted_proxies": ["127.0.0.1/32"],
+        "forwarded_certificate": "nginx",
+        "header_timeout": "2s",
+        "body_timeout": "2s",
+        "idle_timeout": "5s",
+        "max_body_bytes": 65536,
+        **server,
+    }
+    document["feeds"]["extra_ranges"] = ["198.51.100.0/24"]
+    return document
+
+
+def nginx_headers(pki: PKI, client: str) -> list[tuple[str, str]]:
+    pem = pki.client.certificate.read_text()
+    return [("X-SSL-Client-Cert", quote(pem)), ("X-Forwarded-For", client)]
+
+
+def test_plain_mode_trusts_forwarded_cert(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    running = start_gateway(plain_config(pki, tmp_path / "state"))
+    running.trust.set(["198.51.100.0/24"], [pki.client.sha1])
+    with pki.sender(f"http://127.0.0.1:{running.port}") as sender:
+        response = sender.send(
+            "indexed",
+            "via-nginx",
+            developer_payload=pki.seal("via-nginx"),
+            headers=nginx_headers(pki, "198.51.100.7"),
+        )
+    assert response.status_code == 200
+    stored = [w for w in running.inbox.list() if w.scan_id == "via-nginx"]
+    assert stored[0].client_address == "198.51.100.7"
+
+
+def test_plain_mode_ignores_headers_from_untrusted_peer(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    running = start_gateway(plain_config(pki, tmp_path / "state"))
+    running.trust.set(["198.51.100.0/24", "127.0.0.2/32"], [pki.client.sha1])
+    sender = pki.sender(f"http://127.0.0.1:{running.port}", source="127.0.0.2")
+    with sender:
+        response = sender.send(
+            "indexed",
+            "spoofed",
+            developer_payload=pki.seal("spoofed"),
+            headers=nginx_headers(pki, "198.51.100.7"),
+        )
+    assert response.status_code == 403
+    assert "spoofed" not in {w.scan_id for w in running.inbox.list()}
+
+
+def send_with_proxy_header(port: int, pki: PKI, scan_id: str, extra: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(
+            b"PROXY TCP4 198.51.100.9 127.0.0.1 50000 443\r\n"
+            + webhook_request(pki, scan_id, extra)
+        )
+        return read_response(sock)
+
+
+def test_plain_mode_reads_proxy_protocol(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    document = plain_config(pki, tmp_path / "state", proxy_protocol=True)
+    document["routes"] = {"status": {"checks": ["source_ip", "developer_payload"]}}
+    running = start_gateway(document)
+    running.trust.set(["198.51.100.0/24"], [pki.client.sha1])
+    answer = send_with_proxy_header(running.port, pki, "via-proxy", b"")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    stored = [w for w in running.inbox.list() if w.scan_id == "via-proxy"]
+    assert stored[0].client_address == "198.51.100.9"
+
+
+def test_proxy_protocol_client_cert_header_ignored(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    # Behind a TCP balancer the HTTP headers come from the client itself,
+    # so a certificate header there must not count.
+    running = start_gateway(plain_config(pki, tmp_path / "state", proxy_protocol=True))
+    running.trust.set(["198.51.100.0/24"], [pki.client.sha1])
+    pem = quote(pki.client.certificate.read_text()).encode()
+    extra = b"X-SSL-Client-Cert: " + pem + b"\r\n"
+    answer = send_with_proxy_header(running.port, pki, "proxy-cert", extra)
+    assert answer.startswith(b"HTTP/1.1 403 ")
+
+
+def test_invalid_proxy_header_closes(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    running = start_gateway(plain_config(pki, tmp_path / "state", proxy_protocol=True))
+    with socket.create_connection(("127.0.0.1", running.port)) as sock:
+        sock.settimeout(60)
+        sock.sendall(webhook_request(pki, "no-proxy-header"))
+        assert read_until_closed(sock) == b""
+
+
+def test_plain_mode_on_unix_socket(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    path = tmp_path / "gateway.sock"
+    document = plain_config(pki, tmp_path / "state", listen=[f"unix:{path}"])
+    running = start_gateway(document)
+    running.trust.set(["198.51.100.0/24"], [pki.client.sha1])
+    transport = httpx.HTTPTransport(uds=str(path))
+    with httpx.Client(transport=transport) as client:
+        response = client.post(
+            "http://gateway/copyleaks/indexed/via-unix",
+            json={"status": 3, "developerPayload": pki.seal("via-unix")},
+            headers=dict(nginx_headers(pki, "198.51.100.8")),
+        )
+    assert running.gateway.addresses == [f"unix:{path}"]
+    assert response.status_code == 200
