@@ -1,15 +1,142 @@
-"""The `hookbouncer status` command (being built; replaced by its owner)."""
+"""The `hookbouncer status` command: feed ages, counts and inbox state.
+
+It reads only the state directory and the inbox; it never fetches. The
+exit code is 0 when both lists are loaded and not past
+`feeds.fail_closed_after`, and 1 otherwise, so a probe can use it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from hookbouncer.config import Config, load_config
+from hookbouncer.feeds.manager import FeedManager
+from hookbouncer.feeds.model import FeedHealth, FeedState, format_age
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("status", help="(being built)")
-    parser.set_defaults(handler=_run)
+    parser = subparsers.add_parser(
+        "status",
+        help="show feed age, entry counts, last refresh and inbox state",
+        description="Show the security feeds in force (age, entry counts"
+        " from the feed and from extra entries, last refresh outcome and"
+        " error) and the inbox depth and delivery state. Exit 0 when both"
+        " lists are loaded and usable, 1 otherwise.",
+    )
+    parser.add_argument(
+        "--config", required=True, metavar="FILE", help="the TOML configuration file"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    raise SystemExit("hookbouncer status: not built yet")
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    manager = FeedManager(config)
+    manager.load_from_disk()
+    status = manager.status()
+    health = manager.health()
+    inbox = inbox_stats(config)
+    if args.json:
+        document = {
+            "feeds": {state.feed: dataclasses.asdict(state) for state in status},
+            "health": {
+                **dataclasses.asdict(health),
+                "ready": health.ready,
+                "degraded": health.degraded,
+            },
+            "inbox": inbox,
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for state in status:
+            print("\n".join(describe_feed(state)))
+        print(describe_health(health))
+        print(describe_inbox(inbox))
+    return 0 if health.ready else 1
+
+
+def describe_feed(state: FeedState) -> list[str]:
+    """Return the lines that describe one feed."""
+    lines = [
+        f"{state.feed}: {state.total_count} in force"
+        f" ({state.feed_count} from the feed, {state.extra_count} extra)"
+    ]
+    lines.append(f"  source:       {state.source_url}")
+    if state.fetched_at is None or state.age is None:
+        lines.append("  fetched:      never")
+    else:
+        flags = " STALE" if state.stale else ""
+        flags += " FAIL-CLOSED" if state.fail_closed else ""
+        lines.append(
+            f"  fetched:      {_when(state.fetched_at)}"
+            f" ({format_age(state.age)} ago){flags}"
+        )
+        if state.changed_at is not None:
+            lines.append(
+                f"  changed:      {_when(state.changed_at)}"
+                f" (generation {state.generation})"
+            )
+    if state.last_attempt_at is None:
+        lines.append("  last refresh: none recorded")
+    else:
+        lines.append(
+            f"  last refresh: {_when(state.last_attempt_at)} {state.last_outcome}"
+        )
+    if state.last_error:
+        lines.append(f"  last error:   {state.last_error}")
+    return lines
+
+
+def describe_health(health: FeedHealth) -> str:
+    if health.fail_closed:
+        word = "fail-closed"
+    elif health.degraded:
+        word = "degraded"
+    else:
+        word = "ok"
+    detail = "; ".join(health.detail)
+    return f"health: {word}" + (f" ({detail})" if detail else "")
+
+
+def inbox_stats(config: Config) -> dict[str, Any]:
+    """Return the inbox counts, or an `error` entry saying why there are none."""
+    url = config.inbox_url
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if not path.exists():
+            return {"error": f"no inbox database at {path} yet"}
+    try:
+        from hookbouncer.inbox import open_inbox
+    except ImportError as error:
+        return {"error": f"the inbox module cannot be loaded ({error})"}
+    try:
+        inbox = open_inbox(config)
+        try:
+            stats = inbox.stats(time.time())
+        finally:
+            inbox.close()
+    except Exception as error:
+        # Status must still show the feeds when the inbox is down.
+        return {"error": f"the inbox cannot be opened: {error}"}
+    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+        return dataclasses.asdict(stats)
+    return dict(vars(stats))
+
+
+def describe_inbox(stats: dict[str, Any]) -> str:
+    if "error" in stats:
+        return f"inbox: {stats['error']}"
+    parts = ", ".join(f"{key} {value}" for key, value in stats.items())
+    return f"inbox: {parts}"
+
+
+def _when(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, UTC).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")

@@ -39,18 +39,24 @@ class Validators:
     last_modified: str | None = None
 
 
-def build_client(
-    feeds: FeedsConfig, transport: httpx.BaseTransport | None = None
-) -> httpx.Client:
-    """Create the HTTPS client with the configured CA, timeouts and hooks."""
+def ssl_context(feeds: FeedsConfig) -> ssl.SSLContext:
+    """Build the client TLS context: `feeds.ca_bundle`, or the system CAs.
+
+    Raise `OSError` or `ssl.SSLError` when the bundle cannot be loaded.
+    """
     if feeds.ca_bundle is not None:
-        verify: ssl.SSLContext | bool = ssl.create_default_context(
-            cafile=str(feeds.ca_bundle)
-        )
-    else:
-        verify = True
+        return ssl.create_default_context(cafile=str(feeds.ca_bundle))
+    return ssl.create_default_context()
+
+
+def build_client(
+    feeds: FeedsConfig,
+    context: ssl.SSLContext,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """Create the HTTPS client with the given TLS context, timeouts and hooks."""
     return httpx.Client(
-        verify=verify,
+        verify=context,
         transport=transport,
         timeout=httpx.Timeout(
             connect=feeds.connect_timeout,

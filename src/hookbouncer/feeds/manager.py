@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,7 +31,7 @@ from hookbouncer.certificates import PinSet
 from hookbouncer.config import Config
 from hookbouncer.errors import ConfigError
 from hookbouncer.feeds import history
-from hookbouncer.feeds.fetch import Fetcher, Validators, build_client
+from hookbouncer.feeds.fetch import Fetcher, Validators, build_client, ssl_context
 from hookbouncer.feeds.login import TokenSource
 from hookbouncer.feeds.model import (
     FEED_NAMES,
@@ -97,11 +98,13 @@ class FeedManager:
         self.store = FeedStore(config.state_dir)
         self._extra_networks = _extra_networks(config)
         self._extra_pins = _extra_thumbprints(config)
-        if self.feeds.ca_bundle is not None and not self.feeds.ca_bundle.is_file():
+        try:
+            self._ssl_context = ssl_context(self.feeds)
+        except (OSError, ssl.SSLError) as error:
             raise ConfigError(
                 f"{config.source}: feeds.ca_bundle = {str(self.feeds.ca_bundle)!r}"
-                " is not a readable file: point it at a PEM CA bundle"
-            )
+                f" cannot be loaded ({error}): point it at a PEM CA bundle"
+            ) from None
         self._lists: dict[FeedName, _Loaded | None] = dict.fromkeys(FEED_NAMES)
         self._signatures: dict[FeedName, FileSignature | None] = dict.fromkeys(
             FEED_NAMES
@@ -112,6 +115,7 @@ class FeedManager:
         self._last_disk_check = float("-inf")
         self._fetcher: Fetcher | None = None
         self._client: httpx.Client | None = None
+        self._dirty = False
         self._snapshot = self._build_snapshot()
         self._fail_closed_snapshot: TrustSnapshot | None = None
         self.scheduler = Scheduler(self)
@@ -146,9 +150,8 @@ class FeedManager:
     def load_from_disk(self) -> None:
         """Load the last good snapshot of each feed, without any network."""
         with self._reload_lock:
-            for name in FEED_NAMES:
-                self._load_file(name)
-            self._swap()
+            if any([self._load_file(name) for name in FEED_NAMES]):
+                self._swap()
         for name in FEED_NAMES:
             loaded = self._lists[name]
             if loaded is not None:
@@ -170,9 +173,8 @@ class FeedManager:
                 for name in FEED_NAMES
                 if self.store.signature(name) != self._signatures[name]
             ]
-            for name in changed:
-                self._load_file(name)
-            if changed:
+            swapped = [self._load_file(name) for name in changed]
+            if any(swapped):
                 self._swap()
             return bool(changed)
         finally:
@@ -183,12 +185,12 @@ class FeedManager:
             self.store.signature(name) != self._signatures[name] for name in FEED_NAMES
         )
 
-    def _load_file(self, name: FeedName) -> None:
+    def _load_file(self, name: FeedName) -> bool:
+        """Load one snapshot file; True if the entries in force changed."""
         signature = self.store.signature(name)
+        self._signatures[name] = signature
         try:
             stored = self.store.read(name)
-            if stored is not None:
-                self._lists[name] = _Loaded(stored, self._values(name, stored.entries))
         except (OSError, ValueError) as error:
             log.error(
                 "the stored %s feed in %s is damaged (%s); keeping the list in force",
@@ -197,7 +199,43 @@ class FeedManager:
                 error,
                 extra={"feed": name},
             )
-        self._signatures[name] = signature
+            stored = self._newest_history(name) if self._lists[name] is None else None
+        if stored is None:
+            return False
+        current = self._lists[name]
+        if current is not None and current.stored.entries == stored.entries:
+            # Only the metadata changed, such as the fetch time after a 304.
+            self._lists[name] = _Loaded(stored, current.values)
+            return False
+        try:
+            values = self._values(name, stored.entries)
+        except ValueError as error:
+            log.error(
+                "the stored %s feed has an invalid entry (%s); keeping the list"
+                " in force",
+                name,
+                error,
+                extra={"feed": name},
+            )
+            return False
+        self._lists[name] = _Loaded(stored, values)
+        return True
+
+    def _newest_history(self, name: FeedName) -> StoredFeed | None:
+        for path in self.store.history(name):
+            try:
+                stored = StoredFeed.from_json(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if stored.feed == name:
+                log.warning(
+                    "serving the %s feed from history file %s",
+                    name,
+                    path,
+                    extra={"feed": name},
+                )
+                return stored
+        return None
 
     def _values(self, name: FeedName, entries: Iterable[str]) -> tuple[Any, ...]:
         if name == "ranges":
@@ -232,7 +270,8 @@ class FeedManager:
                     )
                     for name in FEED_NAMES
                 )
-            self._swap()
+            if self._dirty:
+                self._swap()
             return RefreshOutcome(outcomes)
 
     def _refresh_feed(self, name: FeedName, started: float) -> FeedOutcome:
@@ -307,6 +346,8 @@ class FeedManager:
         self.store.write(
             loaded.stored, new_version=new_version, keep=self.feeds.history
         )
+        if new_version or self._lists[name] is None:
+            self._dirty = True
         self._lists[name] = loaded
         self._signatures[name] = self.store.signature(name)
 
@@ -355,7 +396,7 @@ class FeedManager:
 
     def _get_fetcher(self) -> Fetcher:
         if self._fetcher is None:
-            self._client = build_client(self.feeds, self._transport)
+            self._client = build_client(self.feeds, self._ssl_context, self._transport)
             tokens = None
             if self.feeds.login is not None:
                 tokens = TokenSource(
@@ -384,6 +425,7 @@ class FeedManager:
     # -- the snapshot ------------------------------------------------------
 
     def _swap(self) -> None:
+        self._dirty = False
         self._snapshot = self._build_snapshot()
         self._fail_closed_snapshot = None
 

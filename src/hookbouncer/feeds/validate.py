@@ -138,6 +138,8 @@ def normalize_thumbprint(text: str) -> str:
     if len(entry) > 3 * SHA256_HEX_DIGITS or not entry.isascii():
         raise ValueError(f"thumbprint {_short(entry)!r} is not hex SHA-1 or SHA-256")
     digits = entry.replace(":", "").replace(" ", "").lower()
+    if not digits:
+        raise ValueError("thumbprint is empty")
     if not _HEX.fullmatch(digits):
         raise ValueError(
             f"thumbprint {entry!r} contains characters other than hex"

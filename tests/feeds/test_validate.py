@@ -1,0 +1,152 @@
+"""Entry validation: networks and thumbprints, one entry at a time."""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+import pytest
+
+from hookbouncer.feeds.validate import (
+    normalize_thumbprint,
+    normalize_thumbprints,
+    parse_network,
+    parse_networks,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.0.2.0/24", "192.0.2.0/24"),
+        ("  192.0.2.0/24\n", "192.0.2.0/24"),
+        ("192.0.2.7", "192.0.2.7/32"),
+        ("192.0.2.7/32", "192.0.2.7/32"),
+        ("10.0.0.0/16", "10.0.0.0/16"),
+        ("127.0.0.1", "127.0.0.1/32"),
+        ("2001:db8::/32", "2001:db8::/32"),
+        ("2001:DB8::/48", "2001:db8::/48"),
+        ("2001:db8::1", "2001:db8::1/128"),
+        ("::1", "::1/128"),
+        ("::ffff:192.0.2.0/120", "192.0.2.0/24"),
+        ("::ffff:192.0.2.9", "192.0.2.9/32"),
+        ("::ffff:c000:200/120", "192.0.2.0/24"),
+    ],
+)
+def test_parse_network_accepts(text: str, expected: str) -> None:
+    assert parse_network(text, 16, 32) == ip_network(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("0.0.0.0/0", "/0"),
+        ("::/0", "/0"),
+        ("10.0.0.1/8", "host bits"),
+        ("192.0.2.1/24", "host bits"),
+        ("2001:db8::1/32", "host bits"),
+        ("10.0.0.0/8", "minimum prefix /16"),
+        ("2001:db8::/31", "minimum prefix /32"),
+        ("010.0.0.0/16", "leading zeros"),
+        ("10.00.0.0/16", "leading zeros"),
+        ("10.0.0.0/016", "prefix length"),
+        ("10.0.0.0/255.255.0.0", "prefix length"),
+        ("10.0.0.0/0.0.255.255", "prefix length"),
+        ("10.0.0.0/", "prefix length"),
+        ("10.0.0.0/33", "longer than /32"),
+        ("2001:db8::/129", "longer than /128"),
+        ("10.0.0.0/+16", "prefix length"),
+        ("10.0.0.0 /16", "not an IP address"),
+        ("10.0.0/24", "not an IP address"),
+        ("10.0.0.256", "not an IP address"),
+        ("fe80::1%eth0", "not an IP address"),
+        ("example.com", "not an IP address"),
+        ("*", "not an IP address"),
+        ("1\uff10.0.0.0/16", "not an IP address"),
+        ("10.0.0.0/1\uff16", "not an IP address"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("224.0.0.0/16", "multicast"),
+        ("1" * 100, "not an IP address"),
+    ],
+)
+def test_parse_network_rejects(text: str, message: str) -> None:
+    with pytest.raises(
+        ValueError, match=message.replace("/", r"\/").replace("+", r"\+")
+    ):
+        parse_network(text, 16, 32)
+
+
+def test_parse_network_rejects_non_string() -> None:
+    with pytest.raises(ValueError, match="not a string"):
+        parse_network(167772160, 16, 32)  # type: ignore[arg-type]
+
+
+def test_parse_network_minimum_applies_after_unmapping() -> None:
+    with pytest.raises(ValueError, match="minimum prefix /16 for IPv4"):
+        parse_network("::ffff:10.0.0.0/104", 16, 32)
+
+
+def test_parse_network_slash_zero_rejected_even_without_minimum() -> None:
+    with pytest.raises(ValueError, match="/0"):
+        parse_network("0.0.0.0/0", 0, 0)
+
+
+def test_parse_networks_deduplicates_in_order() -> None:
+    networks = parse_networks(
+        ["192.0.2.0/24", "2001:db8::/32", "192.0.2.0/24", "::ffff:192.0.2.0/120"]
+    )
+    assert networks == (ip_network("192.0.2.0/24"), ip_network("2001:db8::/32"))
+
+
+def test_parse_networks_names_position_of_bad_entry() -> None:
+    with pytest.raises(ValueError, match=r"position 2 in the list"):
+        parse_networks(["192.0.2.0/24", "198.51.100.0/24", "10.0.0.1/8"])
+
+
+SHA1 = "a1b2c3d4e5f60718293a4b5c6d7e8f9011223344"
+SHA256 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (SHA1, SHA1),
+        (SHA1.upper(), SHA1),
+        (":".join(SHA1[i : i + 2] for i in range(0, 40, 2)).upper(), SHA1),
+        (" ".join(SHA1[i : i + 2] for i in range(0, 40, 2)), SHA1),
+        (f"  {SHA1}  ", SHA1),
+        (SHA256, SHA256),
+        (SHA256.upper(), SHA256),
+        (":".join(SHA256[i : i + 2] for i in range(0, 64, 2)), SHA256),
+    ],
+)
+def test_normalize_thumbprint_accepts(text: str, expected: str) -> None:
+    assert normalize_thumbprint(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        (" : ", "empty"),
+        (SHA1[:-1], "39 hex digits"),
+        (SHA1 + "0", "41 hex digits"),
+        (SHA256 + "00", "66 hex digits"),
+        ("a" * 32, "32 hex digits"),
+        (SHA1[:-1] + "g", "other than hex"),
+        (SHA1.replace("a", "-"), "other than hex"),
+        (SHA1[:-1] + "\t", "39 hex digits"),
+        ("\uff41" * 40, "not hex"),
+        ("0x" + SHA1[2:], "other than hex"),
+        ("a" * 500, "not hex"),
+    ],
+)
+def test_normalize_thumbprint_rejects(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        normalize_thumbprint(text)
+
+
+def test_normalize_thumbprints_deduplicates() -> None:
+    assert normalize_thumbprints([SHA1, SHA1.upper(), SHA256]) == (SHA1, SHA256)
