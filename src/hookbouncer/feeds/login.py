@@ -5,7 +5,8 @@
 valid for 48 hours. The token is kept in memory and, when a cache file is
 given, in that file with mode 0600 so that `hookbouncer sync` runs and the
 gateway share one login. It is renewed `RENEW_BEFORE` seconds before it
-expires. Neither the key nor the token is ever logged or put in a message.
+expires, or at half its life when it lives shorter than twice that.
+Neither the key nor the token is ever logged or put in a message.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class TokenSource:
         self.cache_file = cache_file
         self._lock = threading.Lock()
         self._token: str | None = None
+        self._issued_at = 0.0
         self._expires_at = 0.0
         self._account = hashlib.sha256(
             f"{login.email}\n{login.url}".encode()
@@ -68,9 +70,10 @@ class TokenSource:
     def token(self) -> str:
         """Return a token valid for at least `RENEW_BEFORE` more seconds."""
         with self._lock:
-            if self._token is None or not self._fresh(self._expires_at):
+            if self._token is None or not self._fresh():
                 self._load_cache()
-            if self._token is None or not self._fresh(self._expires_at):
+            if self._token is None or not self._fresh():
+                self._issued_at = self.clock()
                 self._token, self._expires_at = self._request()
                 self._save_cache()
             return self._token
@@ -79,12 +82,16 @@ class TokenSource:
         """Forget the token, so the next `token()` logs in again."""
         with self._lock:
             self._token = None
-            self._expires_at = 0.0
+            self._issued_at = self._expires_at = 0.0
             if self.cache_file is not None:
                 self.cache_file.unlink(missing_ok=True)
 
-    def _fresh(self, expires_at: float) -> bool:
-        return expires_at - self.clock() > RENEW_BEFORE
+    def _fresh(self) -> bool:
+        # A token that lives shorter than 2 * RENEW_BEFORE is renewed at
+        # half its life, so it is never renewed on every request.
+        lifetime = self._expires_at - self._issued_at
+        margin = min(RENEW_BEFORE, lifetime / 2)
+        return self._expires_at - self.clock() > margin
 
     def _request(self) -> tuple[str, float]:
         url = self.login.url
@@ -135,9 +142,16 @@ class TokenSource:
         if not isinstance(cached, dict) or cached.get("account") != self._account:
             return
         token = cached.get("access_token")
+        issued_at = cached.get("issued_at")
         expires_at = cached.get("expires_at")
-        if isinstance(token, str) and isinstance(expires_at, (int, float)):
-            self._token, self._expires_at = token, float(expires_at)
+        if (
+            isinstance(token, str)
+            and isinstance(issued_at, (int, float))
+            and isinstance(expires_at, (int, float))
+        ):
+            self._token = token
+            self._issued_at = float(issued_at)
+            self._expires_at = float(expires_at)
 
     def _save_cache(self) -> None:
         if self.cache_file is None or self._token is None:
@@ -145,6 +159,7 @@ class TokenSource:
         document = {
             "account": self._account,
             "access_token": self._token,
+            "issued_at": self._issued_at,
             "expires_at": self._expires_at,
         }
         temporary = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}")

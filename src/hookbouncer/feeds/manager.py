@@ -253,9 +253,12 @@ class FeedManager:
             log.info("feed refresh started", extra={"feeds": list(FEED_NAMES)})
             try:
                 with self.store.lock(timeout=self._lock_timeout()):
-                    self.reload_if_changed()
+                    # A list written by another process after this refresh
+                    # began is as fresh as a fetch now would be.
+                    fresh_on_disk = self.reload_if_changed()
                     outcomes = tuple(
-                        self._refresh_feed(name, started) for name in FEED_NAMES
+                        self._refresh_feed(name, started if fresh_on_disk else None)
+                        for name in FEED_NAMES
                     )
                     self._save_attempts()
             except filelock.Timeout:
@@ -274,10 +277,13 @@ class FeedManager:
                 self._swap()
             return RefreshOutcome(outcomes)
 
-    def _refresh_feed(self, name: FeedName, started: float) -> FeedOutcome:
+    def _refresh_feed(self, name: FeedName, started: float | None) -> FeedOutcome:
         current = self._lists[name]
-        if current is not None and current.stored.fetched_at >= started:
-            # Another process fetched while this one waited for the lock.
+        if (
+            started is not None
+            and current is not None
+            and current.stored.fetched_at >= started
+        ):
             self._record(name, "unchanged", None)
             return FeedOutcome(name, "unchanged", current.stored.count)
         try:
