@@ -1,11 +1,14 @@
 """An immutable set of IP prefixes with fast membership tests.
 
 The networks are merged, per family, into sorted disjoint intervals stored
-as one flat list of boundaries `[start0, end0 + 1, start1, end1 + 1, ...]`.
-An address is inside exactly when `bisect_right` puts it at an odd index,
-so a lookup is one C-level binary search, O(log n) in the number of merged
-intervals. The set is built once per feed version and never changes, so
-the feeds code can swap a whole `Allowlist` in one assignment.
+as one flat list of boundaries `[start0, end0 + 1, start1, end1 + 1, ...]`,
+each a big-endian byte string like `inet_pton` returns. An address is
+inside exactly when `bisect_right` puts it at an odd index, so a lookup is
+one C-level binary search with no conversion to int. Lists with many
+intervals also get an index by the first two address bytes, so the search
+only covers the boundaries that share them. The set is built once per
+feed version and never changes, so the feeds code can swap a whole
+`Allowlist` in one assignment.
 
 An empty allowlist contains nothing. Whether a route checks the source
 address at all is the policy's decision, never this module's.
@@ -14,20 +17,26 @@ address at all is the policy's decision, never this module's.
 from __future__ import annotations
 
 import socket
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from hookbouncer.addresses import parse_address
 
-_MAPPED_PREFIX = 0xFFFF  # the upper 96 bits of ::ffff:0:0/96
+_MAPPED_PREFIX = bytes(10) + b"\xff\xff"  # the first 96 bits of ::ffff:0:0/96
 _MAPPED_NETWORK = IPv6Network("::ffff:0:0/96")
+_bisect = bisect_right
+_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
+_AF_INET6 = socket.AF_INET6
+# Below this many boundaries a plain binary search is as fast as the index.
+_INDEX_THRESHOLD = 4096
 
 
 class Allowlist:
     """Immutable set of IPv4 and IPv6 networks; test with `address in allowlist`."""
 
-    __slots__ = ("_count", "_v4", "_v6")
+    __slots__ = ("_count", "_v4", "_v4_index", "_v6", "_v6_index")
 
     def __init__(self, networks: Iterable[IPv4Network | IPv6Network]) -> None:
         v4: list[tuple[int, int]] = []
@@ -47,8 +56,10 @@ class Allowlist:
             end = int(network.broadcast_address)
             (v4 if network.version == 4 else v6).append((start, end))
         self._count = count
-        self._v4 = _boundaries(v4)
-        self._v6 = _boundaries(v6)
+        self._v4 = _boundaries(v4, 4)
+        self._v6 = _boundaries(v6, 16)
+        self._v4_index = _prefix_index(self._v4)
+        self._v6_index = _prefix_index(self._v6)
 
     def __len__(self) -> int:
         """Return the number of networks given, before merging."""
@@ -69,39 +80,55 @@ class Allowlist:
         never returns False silently, so callers can record the reason.
         """
         if type(address) is str:
-            return self._contains_text(address)
-        if isinstance(address, IPv4Address):
-            return bisect_right(self._v4, int(address)) & 1 == 1
-        if isinstance(address, IPv6Address):
-            value = int(address)
-            if value >> 32 == _MAPPED_PREFIX:
-                return bisect_right(self._v4, value & 0xFFFFFFFF) & 1 == 1
-            return bisect_right(self._v6, value) & 1 == 1
+            # Fast path: inet_pton accepts a subset of what the strict
+            # parser accepts (no zone ids, no leading zeros), and its
+            # packed bytes sort like the numbers they encode. Whatever it
+            # rejects goes to the strict parser, which raises or normalises.
+            try:
+                if ":" not in address:
+                    packed = _pton(_AF_INET, address)
+                    index = self._v4_index
+                    if index is None:
+                        return _bisect(self._v4, packed) & 1 == 1
+                    key = packed[0] << 8 | packed[1]
+                    return (
+                        _bisect(self._v4, packed, index[key], index[key + 1]) & 1 == 1
+                    )
+                packed = _pton(_AF_INET6, address)
+            except (OSError, ValueError):
+                return parse_address(address) in self
+            return self._contains_packed(packed)
+        if isinstance(address, IPv4Address | IPv6Address):
+            return self._contains_packed(address.packed)
         if isinstance(address, str):
-            return self._contains_text(str(address))
+            return str(address) in self
         return False
 
-    def _contains_text(self, text: str) -> bool:
-        # The fast path uses inet_pton, which accepts a subset of what the
-        # strict parser accepts (no zone ids, no leading zeros); everything
-        # it rejects goes to the strict parser, which raises or normalises.
-        try:
-            if ":" in text:
-                value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
-                if value >> 32 == _MAPPED_PREFIX:
-                    return bisect_right(self._v4, value & 0xFFFFFFFF) & 1 == 1
-                return bisect_right(self._v6, value) & 1 == 1
-            value = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-            return bisect_right(self._v4, value) & 1 == 1
-        except (OSError, ValueError):
-            return parse_address(text) in self
+    def _contains_packed(self, packed: bytes) -> bool:
+        if len(packed) == 4:
+            boundaries, index = self._v4, self._v4_index
+        elif packed[:12] == _MAPPED_PREFIX:
+            packed = packed[12:]
+            boundaries, index = self._v4, self._v4_index
+        else:
+            boundaries, index = self._v6, self._v6_index
+        if index is None:
+            return _bisect(boundaries, packed) & 1 == 1
+        key = packed[0] << 8 | packed[1]
+        return _bisect(boundaries, packed, index[key], index[key + 1]) & 1 == 1
 
     def __repr__(self) -> str:
         return f"<Allowlist {self._count} networks, {self.interval_count} intervals>"
 
 
-def _boundaries(intervals: list[tuple[int, int]]) -> list[int]:
-    """Merge closed intervals and flatten them into half-open boundaries."""
+def _boundaries(intervals: list[tuple[int, int]], width: int) -> list[bytes]:
+    """Merge closed intervals and flatten them into half-open boundaries.
+
+    Boundaries are big-endian byte strings of `width` bytes, so they
+    compare like the numbers and like `inet_pton` output. The end of the
+    address space, which needs one more bit, becomes `width` 0xff bytes
+    plus one zero byte: longer than every address, so above all of them.
+    """
     intervals.sort()
     merged: list[list[int]] = []
     for start, end in intervals:
@@ -109,8 +136,25 @@ def _boundaries(intervals: list[tuple[int, int]]) -> list[int]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    flat: list[int] = []
+    top = (1 << (8 * width)) - 1
+    flat: list[bytes] = []
     for start, end in merged:
-        flat.append(start)
-        flat.append(end + 1)
+        flat.append(start.to_bytes(width, "big"))
+        flat.append(
+            (end + 1).to_bytes(width, "big") if end < top else b"\xff" * width + b"\0"
+        )
     return flat
+
+
+def _prefix_index(boundaries: list[bytes]) -> list[int] | None:
+    """Map each two-byte prefix k to the slice of boundaries that can hold it.
+
+    `index[k]` counts the boundaries below prefix k (a two-byte string
+    sorts before every longer one it starts), so an address starting with
+    k lies between boundaries `index[k]` and `index[k + 1]`.
+    """
+    if len(boundaries) < _INDEX_THRESHOLD:
+        return None
+    index = [bisect_left(boundaries, key.to_bytes(2, "big")) for key in range(65536)]
+    index.append(len(boundaries))
+    return index

@@ -1,5 +1,6 @@
 """Allowlist membership, merging and strict string lookups."""
 
+import random
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 import pytest
@@ -129,3 +130,41 @@ def test_allowlist_host_bits_rejected_by_network() -> None:
 def test_allowlist_other_types_not_contained(allowlist: Allowlist) -> None:
     assert 3221225985 not in allowlist
     assert None not in allowlist
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_large_allowlist_matches_pytricia(version: int) -> None:
+    # Large lists take the indexed path, which small tables never reach.
+    pytricia = pytest.importorskip("pytricia")
+    rng = random.Random(version)
+    bits = 32 if version == 4 else 128
+    trie = pytricia.PyTricia(bits)
+    networks = []
+    for _ in range(5000):
+        prefix = rng.randint(8, bits)
+        network = ip_network((rng.getrandbits(bits), prefix), strict=False)
+        networks.append(network)
+        trie[str(network)] = True
+    allowlist = Allowlist(networks)
+    probes = [ip_address(rng.getrandbits(bits)) for _ in range(3000)]
+    for network in networks[:1000]:
+        probes.append(network.network_address)
+        probes.append(network.broadcast_address)
+        if int(network.network_address) > 0:
+            probes.append(network.network_address - 1)
+        if int(network.broadcast_address) < 2**bits - 1:
+            probes.append(network.broadcast_address + 1)
+    for probe in probes:
+        assert (str(probe) in allowlist) == (str(probe) in trie), probe
+        assert (probe in allowlist) == (str(probe) in trie), probe
+
+
+def test_large_allowlist_edges_of_space() -> None:
+    networks = [ip_network("0.0.0.0/32"), ip_network("255.255.255.255/32")]
+    networks += [ip_network((i << 12, 20)) for i in range(1, 4000)]
+    allowlist = Allowlist(networks)
+    assert "0.0.0.0" in allowlist
+    assert "0.0.0.1" not in allowlist
+    assert "255.255.255.255" in allowlist
+    assert "255.255.255.254" not in allowlist
+    assert "0.0.16.0" in allowlist
