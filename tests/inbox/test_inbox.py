@@ -271,40 +271,128 @@ def test_concurrent_writers_all_recorded(inbox: Inbox) -> None:
     assert _sql(inbox).commit_count - commits_before <= total
 
 
+class _Gate:
+    """Holds the writer thread busy so that writes queue up behind it."""
+
+    def __init__(self, inbox: SqlInbox) -> None:
+        self.writer = inbox._writer
+        self.event = threading.Event()
+        self.thread = threading.Thread(
+            target=self.writer.submit, args=(lambda connection: self.event.wait(), None)
+        )
+        self.thread.start()
+        while self.writer._queue.qsize() > 0:
+            time.sleep(0.001)
+
+    def open_when_queued(self, count: int) -> None:
+        while self.writer._queue.qsize() < count:
+            time.sleep(0.001)
+        self.event.set()
+        self.thread.join()
+
+
+def _in_threads(
+    functions: list[Any],
+) -> tuple[list[threading.Thread], list[Any]]:
+    """Call each function in its own thread; return results or exceptions."""
+    results: list[Any] = [None] * len(functions)
+
+    def call(index: int) -> None:
+        try:
+            results[index] = functions[index]()
+        except Exception as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    return threads, results
+
+
 def test_waiting_writers_share_one_commit(inbox: Inbox) -> None:
     """Writes queued behind a busy writer all land in the next commit."""
     sql_inbox = _sql(inbox)
-    writer = sql_inbox._writer
-    gate = threading.Event()
-    blocker = threading.Thread(
-        target=writer.submit, args=(lambda connection: gate.wait(), None)
-    )
-    blocker.start()
-    while writer._queue.qsize() > 0:
-        time.sleep(0.001)
-
+    gate = _Gate(sql_inbox)
     commits_before = sql_inbox.commit_count
     waiting = 20
-    outcomes: list[Any] = []
-    threads = [
-        threading.Thread(
-            target=lambda n=n: outcomes.append(inbox.record_accepted(make_webhook(n)))
-        )
-        for n in range(waiting)
-    ]
-    for thread in threads:
-        thread.start()
-    while writer._queue.qsize() < waiting:
-        time.sleep(0.001)
-
-    gate.set()
+    threads, results = _in_threads(
+        [lambda n=n: inbox.record_accepted(make_webhook(n)) for n in range(waiting)]
+    )
+    gate.open_when_queued(waiting)
     for thread in threads:
         thread.join()
-    blocker.join()
-    assert len(outcomes) == waiting
+
+    assert all(outcome.duplicate is False for outcome in results)
     # One commit for the blocking write, one for all twenty waiting writes.
     assert sql_inbox.commit_count - commits_before == 2
-    assert writer.last_batch_size == waiting
+    assert sql_inbox._writer.last_batch_size == waiting
+
+
+def test_large_group_with_duplicates(inbox: Inbox) -> None:
+    """More inserts than one INSERT statement takes, with repeats mixed in."""
+    sql_inbox = _sql(inbox)
+    stored_before = inbox.record_accepted(make_webhook(0)).id
+    numbers = [0, *range(1, 150), 5, 5, 149]
+    gate = _Gate(sql_inbox)
+    threads, results = _in_threads(
+        [lambda n=n: inbox.record_accepted(make_webhook(n)) for n in numbers]
+    )
+    gate.open_when_queued(len(numbers))
+    for thread in threads:
+        thread.join()
+
+    assert sql_inbox._writer.last_batch_size == len(numbers)
+    by_number: dict[int, list[Any]] = {}
+    for number, outcome in zip(numbers, results, strict=True):
+        by_number.setdefault(number, []).append(outcome)
+    assert by_number[0][0].id == stored_before
+    assert by_number[0][0].duplicate is True
+    for number in (5, 149):
+        outcomes = by_number[number]
+        assert len({outcome.id for outcome in outcomes}) == 1
+        assert sorted(outcome.duplicate for outcome in outcomes) == [
+            False,
+            True,
+            *([True] if number == 5 else []),
+        ]
+    ids = {outcomes[0].id for outcomes in by_number.values()}
+    assert len(ids) == 150
+    assert inbox.stats().accepted == 150
+    for number, outcomes in by_number.items():
+        stored = inbox.get(outcomes[0].id)
+        assert stored is not None
+        assert stored.scan_id == f"scan-{number}"
+
+
+def test_failed_write_spares_its_group(inbox: Inbox) -> None:
+    """A write that fails is retried alone, so its neighbours still commit."""
+    sql_inbox = _sql(inbox)
+    writer = sql_inbox._writer
+    gate = _Gate(sql_inbox)
+
+    def broken() -> None:
+        writer.submit(
+            lambda connection: connection.execute("INSERT INTO missing VALUES (1)"),
+            None,
+        )
+
+    functions: list[Any] = [
+        lambda: inbox.record_accepted(make_webhook(1)),
+        broken,
+        lambda: inbox.record_rejection(_rejection(1)),
+        lambda: inbox.record_accepted(make_webhook(2)),
+    ]
+    threads, results = _in_threads(functions)
+    gate.open_when_queued(len(functions))
+    for thread in threads:
+        thread.join()
+
+    assert isinstance(results[1], Exception)
+    assert results[0].duplicate is False
+    assert results[2] is None
+    assert results[3].duplicate is False
+    assert inbox.stats().accepted == 2
+    assert inbox.stats().rejections == 1
 
 
 def test_group_commit_off_commits_each_write(open_inbox: OpenInbox) -> None:

@@ -29,6 +29,7 @@ from hookbouncer.inbox.base import (
     safe_headers,
 )
 from hookbouncer.inbox.writer import (
+    BatchableOperation,
     GroupCommitWriter,
     Transactor,
     WriterClosed,
@@ -208,29 +209,7 @@ class SqlInbox(Transactor):
             webhook.token_context,
             webhook.received_at,
         )
-        insert = self.sql(
-            "INSERT INTO webhooks (route_class, event, scan_id, body_sha256,"
-            " received_at, client_address, thumbprint, body, body_size, headers,"
-            " checks, token_context, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (route_class, event, scan_id, body_sha256) DO NOTHING"
-            " RETURNING id"
-        )
-        find = self.sql(
-            "SELECT id FROM webhooks WHERE route_class = ? AND event = ?"
-            " AND scan_id = ? AND body_sha256 = ?"
-        )
-
-        def store(connection: Any) -> RecordOutcome:
-            # fetchall, not fetchone: SQLite keeps a RETURNING statement open
-            # until every row is read, and an open statement blocks COMMIT.
-            inserted = connection.execute(insert, row).fetchall()
-            if inserted:
-                return RecordOutcome(int(inserted[0][0]), duplicate=False)
-            existing = connection.execute(find, key).fetchall()
-            return RecordOutcome(int(existing[0][0]), duplicate=True)
-
-        return self._write(store)
+        return self._write(_WebhookInsert(self, key, row))
 
     def record_rejection(self, rejection: Rejection) -> None:
         if self._max_rejections == 0:
@@ -422,8 +401,8 @@ class SqlInbox(Transactor):
     def writable(self) -> bool:
         if not self._writer.alive():
             return False
-        # A real write, grouped like any other: updating the version row to
-        # itself fails exactly when a webhook could not be stored.
+        # A real write, grouped like any other. Updating the version row to
+        # itself fails when the file or server rejects writes, as an insert would.
         probe = "UPDATE schema_version SET version = version"
         try:
             self._write(lambda connection: connection.execute(probe))
@@ -465,3 +444,60 @@ class SqlInbox(Transactor):
             delivered_at=None if row[16] is None else float(row[16]),
             body=bytes(row[17]) if with_body else None,
         )
+
+
+_WEBHOOK_INSERT_COLUMNS = (
+    "route_class, event, scan_id, body_sha256, received_at, client_address,"
+    " thumbprint, body, body_size, headers, checks, token_context, next_attempt_at"
+)
+# Rows per INSERT statement. 64 rows of 13 values stay under 999 bound
+# parameters, SQLite's default limit before version 3.32.
+_INSERT_CHUNK = 64
+
+DuplicateKey = tuple[str, str, str, str]
+
+
+class _WebhookInsert(BatchableOperation[RecordOutcome]):
+    """`record_accepted`'s write: neighbours merge into multi-row INSERTs."""
+
+    batch_key = "insert-webhook"
+
+    def __init__(
+        self, inbox: SqlInbox, key: DuplicateKey, row: tuple[Any, ...]
+    ) -> None:
+        self.inbox = inbox
+        self.key = key
+        self.row = row
+
+    def run_batch(
+        self, connection: Any, operations: builtins.list[Any]
+    ) -> builtins.list[RecordOutcome]:
+        inserts: list[_WebhookInsert] = operations
+        new_ids: dict[DuplicateKey, int] = {}
+        for start in range(0, len(inserts), _INSERT_CHUNK):
+            chunk = inserts[start : start + _INSERT_CHUNK]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            statement = self.inbox.sql(
+                f"INSERT INTO webhooks ({_WEBHOOK_INSERT_COLUMNS}) VALUES {values}"  # noqa: S608
+                " ON CONFLICT (route_class, event, scan_id, body_sha256) DO NOTHING"
+                " RETURNING id, route_class, event, scan_id, body_sha256"
+            )
+            parameters = [value for insert in chunk for value in insert.row]
+            # fetchall, not fetchone: SQLite keeps a RETURNING statement open
+            # until every row is read, and an open statement blocks COMMIT.
+            for row in connection.execute(statement, parameters).fetchall():
+                new_ids[(row[1], row[2], row[3], row[4])] = int(row[0])
+        find = self.inbox.sql(
+            "SELECT id FROM webhooks WHERE route_class = ? AND event = ?"
+            " AND scan_id = ? AND body_sha256 = ?"
+        )
+        outcomes: list[RecordOutcome] = []
+        for insert in inserts:
+            new_id = new_ids.pop(insert.key, None)
+            if new_id is not None:
+                outcomes.append(RecordOutcome(new_id, duplicate=False))
+                continue
+            # Stored before, or earlier in this same group.
+            existing = connection.execute(find, insert.key).fetchall()
+            outcomes.append(RecordOutcome(int(existing[0][0]), duplicate=True))
+        return outcomes

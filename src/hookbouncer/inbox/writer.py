@@ -6,6 +6,10 @@ transaction and commits once, so one fsync covers the whole group. While it
 commits, new operations pile up and form the next group. Each caller is
 released only after the commit that holds its write has returned.
 
+Operations that share a `batch_key` and sit next to each other in a group
+run as one call of their `run_batch`, so that, for example, all of a
+group's inserts become one multi-row INSERT.
+
 When a group fails, each operation is retried alone in its own transaction,
 so one bad write cannot fail its neighbours. When the store itself is broken
 they all fail again, and each caller gets the error.
@@ -17,7 +21,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -33,17 +37,46 @@ class WriteTimedOut(Exception):
 
 
 class _Operation(Generic[T]):
-    __slots__ = ("done", "error", "function", "result")
+    """One queued write; `wait` returns once the writer has called `finish`."""
+
+    __slots__ = ("_done", "error", "function", "result")
 
     def __init__(self, function: Callable[[Any], T]) -> None:
         self.function = function
-        self.done = threading.Event()
         self.result: T | None = None
         self.error: BaseException | None = None
+        # A bare lock held until the write is finished. It is cheaper than an
+        # Event, which wraps a Condition, and every commit releases many.
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self) -> None:
+        self._done.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._done.acquire(timeout=-1 if timeout is None else timeout)
+
+
+class BatchableOperation(Generic[T]):
+    """A write that can run together with its neighbours of the same key.
+
+    `run_batch` gets every adjacent operation with an equal `batch_key`
+    (itself first) and returns their results in the same order.
+    """
+
+    batch_key: str = ""
+
+    def __call__(self, connection: Any) -> T:
+        return self.run_batch(connection, [self])[0]
+
+    def run_batch(
+        self, connection: Any, operations: list[BatchableOperation[T]]
+    ) -> list[T]:
+        raise NotImplementedError
 
 
 class Transactor:
-    """What the writer needs from a backend: a connection and a transaction."""
+    """The backend interface of the writer: a connection and transactions."""
 
     def connection(self) -> Any:
         """Return the writer's connection, connecting again if it was lost."""
@@ -88,7 +121,7 @@ class GroupCommitWriter:
             if self._closed:
                 raise WriterClosed("the inbox is closed")
             self._queue.put(operation)
-        if not operation.done.wait(timeout):
+        if not operation.wait(timeout):
             raise WriteTimedOut(f"the write did not commit within {timeout:g} s")
         if operation.error is not None:
             raise operation.error
@@ -130,11 +163,11 @@ class GroupCommitWriter:
         error = self._transact(batch)
         if error is None:
             for operation in batch:
-                operation.done.set()
+                operation.finish()
             return
         if len(batch) == 1:
             batch[0].error = error
-            batch[0].done.set()
+            batch[0].finish()
             return
         log.warning(
             "inbox group of %d writes failed, retrying each alone: %s",
@@ -143,7 +176,7 @@ class GroupCommitWriter:
         )
         for operation in batch:
             operation.error = self._transact([operation])
-            operation.done.set()
+            operation.finish()
 
     def _transact(self, batch: list[_Operation[Any]]) -> BaseException | None:
         """Run `batch` in one transaction; return the error instead of raising."""
@@ -151,8 +184,7 @@ class GroupCommitWriter:
         try:
             connection = self._transactor.connection()
             self._transactor.begin(connection)
-            for operation in batch:
-                operation.result = operation.function(connection)
+            self._run_operations(connection, batch)
             self._transactor.commit(connection)
         except Exception as error:
             if connection is not None:
@@ -165,3 +197,27 @@ class GroupCommitWriter:
             return error
         self.commits += 1
         return None
+
+    @staticmethod
+    def _run_operations(connection: Any, batch: list[_Operation[Any]]) -> None:
+        start = 0
+        while start < len(batch):
+            function = batch[start].function
+            if not isinstance(function, BatchableOperation):
+                batch[start].result = function(connection)
+                start += 1
+                continue
+            end = start + 1
+            while end < len(batch):
+                following = batch[end].function
+                if not isinstance(following, BatchableOperation):
+                    break
+                if following.batch_key != function.batch_key:
+                    break
+                end += 1
+            group = batch[start:end]
+            merged = [cast(BatchableOperation[Any], op.function) for op in group]
+            results = function.run_batch(connection, merged)
+            for operation, result in zip(group, results, strict=True):
+                operation.result = result
+            start = end
