@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from ipaddress import ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookbouncer.feeds.validate import (
     normalize_thumbprint,
@@ -150,3 +152,76 @@ def test_normalize_thumbprint_rejects(text: str, message: str) -> None:
 
 def test_normalize_thumbprints_deduplicates() -> None:
     assert normalize_thumbprints([SHA1, SHA1.upper(), SHA256]) == (SHA1, SHA256)
+
+
+def test_parse_network_rejects_leading_zero_in_mapped_ipv4() -> None:
+    with pytest.raises(ValueError, match="not an IP address"):
+        parse_network("::ffff:010.0.0.1", 16, 32)
+
+
+def _reference(text: str, min_v4: int, min_v6: int) -> IPv4Network | IPv6Network | None:
+    """The same rules written with the ipaddress module's own checks."""
+    try:
+        network = ip_network(text, strict=True)
+    except ValueError:
+        return None
+    if isinstance(network, IPv6Network) and network.subnet_of(MAPPED):
+        network = IPv4Network(
+            (int(network.network_address) & 0xFFFFFFFF, network.prefixlen - 96)
+        )
+    minimum = min_v4 if network.version == 4 else min_v6
+    first = network.network_address
+    if network.prefixlen < max(minimum, 1) or first.is_unspecified:
+        return None
+    if first.is_multicast:
+        return None
+    return network
+
+
+MAPPED = IPv6Network("::ffff:0:0/96")
+
+
+@given(
+    value=st.integers(0, 2**32 - 1),
+    prefix=st.integers(0, 32),
+    min_v4=st.integers(1, 32),
+)
+def test_parse_network_matches_reference_ipv4(
+    value: int, prefix: int, min_v4: int
+) -> None:
+    text = f"{IPv4Address(value)}/{prefix}"
+    expected = _reference(text, min_v4, 32)
+    if expected is None:
+        with pytest.raises(ValueError):
+            parse_network(text, min_v4, 32)
+    else:
+        assert parse_network(text, min_v4, 32) == expected
+
+
+@given(
+    value=st.one_of(
+        st.integers(0, 2**128 - 1),
+        st.integers(0xFFFF00000000, 0xFFFFFFFFFFFF),
+    ),
+    prefix=st.integers(0, 128),
+    min_v6=st.integers(1, 128),
+)
+def test_parse_network_matches_reference_ipv6(
+    value: int, prefix: int, min_v6: int
+) -> None:
+    text = f"{IPv6Address(value)}/{prefix}"
+    expected = _reference(text, 16, min_v6)
+    if expected is None:
+        with pytest.raises(ValueError):
+            parse_network(text, 16, min_v6)
+    else:
+        assert parse_network(text, 16, min_v6) == expected
+
+
+@given(text=st.text(alphabet="0123456789abcdef:./ x%", max_size=45))
+def test_parse_network_never_accepts_what_ipaddress_rejects(text: str) -> None:
+    try:
+        network = parse_network(text, 1, 1)
+    except ValueError:
+        return
+    assert network == _reference(text.strip(), 1, 1)

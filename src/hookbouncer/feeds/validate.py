@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Network, IPv6Address, IPv6Network
 
 IPNetwork = IPv4Network | IPv6Network
 
@@ -23,6 +23,12 @@ MAX_ENTRY_LENGTH = 64
 # The prefix must be plain decimal digits without a leading zero, so that
 # netmask forms ("/255.0.0.0") and "/08" are rejected.
 _PREFIX = re.compile(r"0|[1-9][0-9]{0,2}")
+# A dotted quad whose octets are 0-255 without leading zeros.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+_MAPPED_TOP = 0xFFFF  # the upper 96 bits of ::ffff:0:0/96
+# First byte of multicast addresses: 224.0.0.0/4 and ff00::/8.
+_MULTICAST_TOP_BYTES = {32: range(0xE0, 0xF0), 128: range(0xFF, 0x100)}
 _ADDRESS_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -39,6 +45,49 @@ def parse_network(text: str, min_v4: int = 16, min_v6: int = 32) -> IPNetwork:
     has host bits set, has a prefix of 0 or shorter than `min_v4` or
     `min_v6`, or names the unspecified or a multicast address.
     """
+    entry = _clean(text)
+    address_text, slash, prefix_text = entry.partition("/")
+    if slash and not _PREFIX.fullmatch(prefix_text):
+        raise ValueError(
+            f"entry {entry!r} has an invalid prefix length: write it as"
+            " decimal digits without a leading zero, such as /24"
+        )
+    value, bits = _address_value(address_text, entry)
+    prefix = int(prefix_text) if slash else bits
+    if prefix > bits:
+        raise ValueError(f"entry {entry!r} has prefix /{prefix}, longer than /{bits}")
+    if prefix == 0:
+        raise ValueError(f"entry {entry!r} covers every address (/0)")
+    host_bits = (1 << (bits - prefix)) - 1
+    if value & host_bits:
+        base = _network(value & ~host_bits, prefix, bits)
+        raise ValueError(
+            f"entry {entry!r} has host bits set: write the network"
+            f" address {base} if that range is meant"
+        )
+    if bits == 128 and value >> 32 == _MAPPED_TOP:
+        if prefix < 96:
+            raise ValueError(
+                f"entry {entry!r} reaches outside the IPv4-mapped range"
+                " ::ffff:0:0/96; write the IPv4 range instead"
+            )
+        value, prefix, bits = value & 0xFFFFFFFF, prefix - 96, 32
+    minimum = min_v4 if bits == 32 else min_v6
+    if prefix < minimum:
+        raise ValueError(
+            f"entry {entry!r} is wider than the allowed minimum prefix"
+            f" /{minimum} for IPv{4 if bits == 32 else 6}"
+        )
+    multicast = value >> (bits - 8) in _MULTICAST_TOP_BYTES[bits]
+    if value == 0 or multicast:
+        raise ValueError(
+            f"entry {entry!r} is the unspecified or a multicast range,"
+            " which never sends webhooks"
+        )
+    return _network(value, prefix, bits)
+
+
+def _clean(text: str) -> str:
     if not isinstance(text, str):
         raise ValueError(f"entry {text!r} is not a string")
     entry = text.strip()
@@ -46,66 +95,30 @@ def parse_network(text: str, min_v4: int = 16, min_v6: int = 32) -> IPNetwork:
         raise ValueError("entry is empty")
     if len(entry) > MAX_ENTRY_LENGTH or not entry.isascii():
         raise ValueError(f"entry {_short(entry)!r} is not an IP address or CIDR")
-    address_text, slash, prefix_text = entry.partition("/")
-    if not _ADDRESS_CHARS.fullmatch(address_text):
-        raise ValueError(f"entry {entry!r} is not an IP address or CIDR")
-    if slash and not _PREFIX.fullmatch(prefix_text):
-        raise ValueError(
-            f"entry {entry!r} has an invalid prefix length: write it as"
-            " decimal digits without a leading zero, such as /24"
-        )
-    try:
-        address = ip_address(address_text)
-    except ValueError:
-        raise ValueError(
-            f"entry {entry!r} is not an IP address or CIDR"
-            " (IPv4 octets must not have leading zeros)"
-        ) from None
-    prefix = int(prefix_text) if slash else address.max_prefixlen
-    if prefix > address.max_prefixlen:
-        raise ValueError(
-            f"entry {entry!r} has prefix /{prefix}, longer than"
-            f" /{address.max_prefixlen}"
-        )
-    if prefix == 0:
-        raise ValueError(f"entry {entry!r} covers every address (/0)")
-    try:
-        network = ip_network((address, prefix), strict=True)
-    except ValueError:
-        base = ip_network((address, prefix), strict=False)
-        raise ValueError(
-            f"entry {entry!r} has host bits set: write the network"
-            f" address {base} if that range is meant"
-        ) from None
-    network = _unmap(network, entry)
-    minimum = min_v4 if network.version == 4 else min_v6
-    if network.prefixlen < minimum:
-        raise ValueError(
-            f"entry {entry!r} is wider than the allowed minimum prefix"
-            f" /{minimum} for IPv{network.version}"
-        )
-    first = network.network_address
-    if first.is_unspecified or first.is_multicast:
-        raise ValueError(
-            f"entry {entry!r} is the unspecified or a multicast range,"
-            " which never sends webhooks"
-        )
-    return network
+    return entry
 
 
-def _unmap(network: IPNetwork, entry: str) -> IPNetwork:
-    """Rewrite an IPv4-mapped IPv6 range as the IPv4 range it covers."""
-    if not isinstance(network, IPv6Network):
-        return network
-    mapped = network.network_address.ipv4_mapped
-    if mapped is None:
-        return network
-    if network.prefixlen < 96:
-        raise ValueError(
-            f"entry {entry!r} reaches outside the IPv4-mapped range"
-            " ::ffff:0:0/96; write the IPv4 range instead"
-        )
-    return IPv4Network((mapped, network.prefixlen - 96))
+def _address_value(address_text: str, entry: str) -> tuple[int, int]:
+    """Return an address as an integer and its bit width, 32 or 128."""
+    match = _IPV4.fullmatch(address_text)
+    if match is not None:
+        a, b, c, d = (int(octet) for octet in match.groups())
+        return (a << 24) | (b << 16) | (c << 8) | d, 32
+    if ":" in address_text and _ADDRESS_CHARS.fullmatch(address_text):
+        try:
+            return int(IPv6Address(address_text)), 128
+        except ValueError:
+            pass
+    raise ValueError(
+        f"entry {entry!r} is not an IP address or CIDR"
+        " (IPv4 octets must not have leading zeros)"
+    )
+
+
+def _network(value: int, prefix: int, bits: int) -> IPNetwork:
+    if bits == 32:
+        return IPv4Network((value, prefix))
+    return IPv6Network((value, prefix))
 
 
 def parse_networks(
