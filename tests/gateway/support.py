@@ -133,6 +133,7 @@ def base_config(pki: PKI, state_dir: Path, **server: Any) -> dict[str, Any]:
         "feeds": {
             # Nothing listens on port 1: refreshes fail and the extras stand.
             "api_base": "https://127.0.0.1:1",
+            "retries": 0,
             "extra_ranges": ["127.0.0.1/32", "::1/128"],
             "extra_thumbprints": [pki.client.sha1],
         },
