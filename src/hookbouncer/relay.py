@@ -212,7 +212,10 @@ class Relay:
         log.info("relay started, delivering to %s", target)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop after the delivery in progress; wait up to `timeout` seconds."""
+        """Stop after the delivery in progress; wait up to `timeout` seconds.
+
+        A stopped relay cannot be started again: it closed its HTTP client.
+        """
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -227,17 +230,31 @@ class Relay:
         self._wake.set()
 
     def _run(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             # Clear before the pass, so a wake() during it is not lost.
             self._wake.clear()
             try:
                 count = self.deliver_due_once()
             except InboxUnavailable as error:
-                log.warning("relay cannot read the inbox, will retry: %s", error)
+                failures += 1
+                # Log the first failure and then one in every 60 passes, so
+                # an inbox that stays down does not flood the log.
+                if failures % 60 == 1:
+                    log.warning(
+                        "relay cannot read the inbox (%d passes failed),"
+                        " will retry: %s",
+                        failures,
+                        error,
+                    )
                 count = 0
             except Exception:
                 log.exception("relay pass failed, will retry")
                 count = 0
+            else:
+                if failures:
+                    log.info("relay reads the inbox again after %d failures", failures)
+                failures = 0
             if count < self._batch_size:
                 self._wake.wait(self._poll_interval)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,9 +142,11 @@ def _stored(inbox: Inbox, webhook_id: int) -> StoredWebhook:
 def test_delivery_sends_exact_body(application: Application, inbox: Inbox) -> None:
     body = b'{"status": 0,  "developerPayload": "x"}\n\xff\x00'
     webhook_id = inbox.record_accepted(make_webhook(1, body=body)).id
-    relay, metrics = _relay(inbox, _config(application.url + "/hooks"))
+    relay, metrics = _relay(
+        inbox, _config(application.url + "/hooks"), clock=Clock(NOW)
+    )
     try:
-        assert relay.deliver_due_once(NOW) == 1
+        assert relay.deliver_due_once() == 1
     finally:
         relay.stop()
     assert len(application.received) == 1
@@ -153,6 +157,27 @@ def test_delivery_sends_exact_body(application: Application, inbox: Inbox) -> No
     assert stored.state == "delivered"
     assert stored.attempts == 1
     assert _attempts(metrics, "delivered") == 1
+    assert metrics.delivery_latency._sum.get() == pytest.approx(NOW - 1_700_000_001.0)
+
+
+def test_relay_logs_no_body_or_secret(
+    application: Application, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    application.statuses = [500, 200]
+    body = b'{"developerPayload": "sealed-token-text"}'
+    inbox.record_accepted(make_webhook(1, body=body))
+    clock = Clock(NOW)
+    relay, _ = _relay(inbox, _config(application.url), clock=clock)
+    with caplog.at_level(logging.DEBUG, logger="hookbouncer"):
+        relay.deliver_due_once()
+        clock.now += 1.0
+        relay.deliver_due_once()
+        relay.stop()
+    assert "relay attempt failed" in caplog.text
+    assert "relay delivered" in caplog.text
+    assert "sealed-token-text" not in caplog.text
+    assert SECRET not in caplog.text
+    assert SECRET[len("whsec_") :] not in caplog.text
 
 
 def test_delivery_headers_describe_webhook(
@@ -381,6 +406,22 @@ def test_worker_delivers_after_wake(application: Application, inbox: Inbox) -> N
     finally:
         relay.stop()
     assert len(application.received) == 1
+
+
+def test_worker_survives_closed_inbox(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = open_inbox_url(f"sqlite:///{tmp_path / 'closed.db'}")
+    inbox.close()
+    relay, _ = _relay(inbox, Config(), callback=lambda webhook: None)
+    with caplog.at_level(logging.WARNING, logger="hookbouncer.relay"):
+        relay.start()
+        for _ in range(60_000):
+            if "relay cannot read the inbox" in caplog.text:
+                break
+            time.sleep(0.001)
+        relay.stop()
+    assert "relay cannot read the inbox (1 passes failed)" in caplog.text
 
 
 # -- configuration -------------------------------------------------------------
