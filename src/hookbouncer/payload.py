@@ -5,6 +5,12 @@ so the body is read once, strictly: UTF-8 only, one top-level object, no
 duplicate key at any depth, no NaN or Infinity, bounded size and nesting.
 Anything else raises `MalformedBody` (400). A missing `developerPayload`
 is not malformed: it is a failed check, decided by the policy.
+
+Duplicate keys are found by counting rather than by a Python hook per
+key pair: `json.loads` counts the distinct keys of every object it built,
+and a byte-level pass counts the key separators (`:` outside strings) in
+the raw text. The two differ exactly when some object repeated a key.
+The same pass measures the nesting depth.
 """
 
 from __future__ import annotations
@@ -18,20 +24,10 @@ from hookbouncer.errors import MalformedBody
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
 
-# JSON strings, so that brackets inside them are not counted as nesting.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _DuplicateKey
-    return result
+# Every JSON escape is a backslash and one more character (\uXXXX leaves
+# four hex digits behind, which are not structural).
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_STRUCTURAL = bytes(byte for byte in range(256) if byte not in b'"[]{}:')
 
 
 def _reject_constant(name: str) -> Any:
@@ -51,24 +47,28 @@ def parse_body(
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedBody("invalid_utf8", "body is not UTF-8") from None
+    distinct_keys = 0
+
+    def count_keys(obj: dict[str, Any]) -> dict[str, Any]:
+        nonlocal distinct_keys
+        distinct_keys += len(obj)
+        return obj
+
     try:
         document = json.loads(
-            text,
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
+            text, object_hook=count_keys, parse_constant=_reject_constant
         )
-    except _DuplicateKey:
-        raise MalformedBody("duplicate_key", "a JSON object repeats a key") from None
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and integers longer than
-        # Python's digit limit.
+        # Python's digit limit; RecursionError covers nesting deeper than
+        # the interpreter's recursion limit.
         raise MalformedBody("invalid_json", "body is not valid JSON") from None
     if not isinstance(document, dict):
         raise MalformedBody("not_an_object", "top level is not a JSON object")
-    # Measured only on valid JSON, where the string pattern runs in linear
-    # time; deeper bodies than the interpreter's recursion limit were
-    # already rejected by json.loads with RecursionError.
-    if _nesting_exceeds(body, max_depth):
+    structure = _structure(body)
+    if structure.count(b":") != distinct_keys:
+        raise MalformedBody("duplicate_key", "a JSON object repeats a key")
+    if _nesting_exceeds(structure.replace(b":", b""), max_depth):
         raise MalformedBody("too_deep", f"nested deeper than {max_depth}")
     return document
 
@@ -87,19 +87,27 @@ def developer_payload(document: dict[str, Any]) -> str | None:
     return value
 
 
-def _nesting_exceeds(body: bytes, max_depth: int) -> bool:
-    """Tell whether brackets nest deeper than `max_depth`.
+def _structure(body: bytes) -> bytes:
+    """Return the brackets and key colons of valid JSON, strings removed.
 
-    Strings are removed first, then every round deletes the innermost
-    bracket pairs, so the loop runs once per level of nesting. The body
-    must already be valid JSON.
+    Only correct for text `json.loads` accepted: there every backslash
+    starts an escape, so dropping escapes leaves each remaining quote a
+    string delimiter, and every other quote-delimited part is a string.
     """
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
+    if b"\\" in body:
+        body = _ESCAPE.sub(b"", body)
+    kept = body.translate(None, _NOT_STRUCTURAL)
+    return b"".join(kept.split(b'"')[::2])
+
+
+def _nesting_exceeds(brackets: bytes, max_depth: int) -> bool:
+    """Tell whether balanced brackets nest deeper than `max_depth`.
+
+    Every round deletes the innermost pairs, so the loop runs once per
+    level of nesting, up to `max_depth` rounds.
+    """
     for _ in range(max_depth):
         if not brackets:
             return False
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if shorter == brackets:
-            return False
-        brackets = shorter
+        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
     return bool(brackets)

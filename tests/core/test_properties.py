@@ -446,3 +446,71 @@ def test_verifier_only_typed_errors(
     except MalformedBody:
         return
     assert decision.status == 403
+
+
+# -- duplicate keys: the counting method against a pairs hook --
+
+TRICKY_TEXT = st.text(alphabet='ab:[]{}"\\/,\u00e9\n', max_size=6)
+
+
+def encode_pairs(value: object) -> str:
+    """Serialise nested pair lists as JSON objects, keeping repeated keys."""
+    if isinstance(value, tuple):
+        members = ", ".join(
+            f"{json.dumps(key, ensure_ascii=escape)}: {encode_pairs(item)}"
+            for key, item, escape in value
+        )
+        return "{" + members + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(encode_pairs(item) for item in value) + "]"
+    return json.dumps(value)
+
+
+PAIR_TREES = st.recursive(
+    st.none() | st.integers() | TRICKY_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b", "a:", "\u00e9", '"', "\\"]),
+                children,
+                st.booleans(),
+            ),
+            max_size=4,
+        ).map(tuple)
+    ),
+    max_leaves=15,
+)
+
+
+def has_duplicate(text: str) -> bool:
+    found = False
+
+    def hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        nonlocal found
+        found |= len({key for key, _ in pairs}) != len(pairs)
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=hook)
+    return found
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "a:", "\u00e9"]), PAIR_TREES, st.booleans()
+        ),
+        max_size=4,
+    ).map(tuple)
+)
+def test_duplicate_detection_matches_pairs_hook(tree: tuple[object, ...]) -> None:
+    text = encode_pairs(tree)
+    expected = has_duplicate(text)
+    try:
+        parse_body(text.encode("utf-8"), max_depth=1000)
+    except MalformedBody as error:
+        assert error.reason == "duplicate_key"
+        assert expected
+        return
+    assert not expected
