@@ -614,3 +614,27 @@ def test_postgres_reconnects_after_lost_connection(postgres_url: str) -> None:
         assert inbox.stats().accepted == 2
     finally:
         inbox.close()
+
+
+def test_postgres_description_hides_password() -> None:
+    from hookbouncer.inbox.postgres import describe_url
+
+    url = "postgresql://app:hunter2@db.internal:6432/hooks?sslmode=require"
+    assert describe_url(url) == "postgresql://app@db.internal:6432/hooks"
+
+
+def test_public_names_exported() -> None:
+    import hookbouncer.inbox as package
+
+    for name in (
+        "AcceptedWebhook",
+        "Inbox",
+        "InboxStats",
+        "RecordOutcome",
+        "Rejection",
+        "StoredWebhook",
+        "open_inbox",
+        "safe_headers",
+    ):
+        assert name in package.__all__
+        assert hasattr(package, name)
