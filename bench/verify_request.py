@@ -11,7 +11,7 @@ results, one with 5,000 results) this times, in the same process:
   and client_certificate (SHA-1 and SHA-256 of a real DER, plus dates);
 - `verify`: every check, including opening a sealed developerPayload.
 
-The allowlist holds 200 prefixes. Only `time.perf_counter` is used.
+The allowlist contains 200 prefixes. Only `time.perf_counter` is used.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from hookbouncer.errors import RequestError
 
 IPAddress = IPv4Address | IPv6Address
 
-# Longest text form of an IPv6 address with an embedded IPv4 part and a
-# generous zone id; anything longer is not an address.
+# Maximum length of address text: an IPv6 address with an embedded IPv4
+# part is at most 45 characters, which leaves room for a zone id.
 _MAX_ADDRESS_CHARS = 100
 
 # RFC 7239 obfuscated node names: "_" followed by ALPHA / DIGIT / "." / "_" / "-".

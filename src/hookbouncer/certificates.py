@@ -1,7 +1,7 @@
 """Client certificates: thumbprints, the pin set and forwarded certificates.
 
 A certificate is trusted when the SHA-1 or SHA-256 thumbprint of its DER
-encoding is pinned; its issuer and dates do not decide trust, because
+encoding is pinned. Its issuer and dates do not decide trust, because
 Copyleaks' certificates may be self-signed. The certificate comes from the
 TLS handshake or, behind a trusted TLS terminator, from a header the
 terminator writes. This module only parses and matches; whether to believe
@@ -164,7 +164,7 @@ def _from_xfcc(value: str) -> bytes | None:
     """Read `Cert=` from the rightmost element of `x-forwarded-client-cert`.
 
     Each proxy appends its own element, so the rightmost one was written
-    by the terminator next to us; elements further left may come from the
+    by the terminator next to us. Elements further left may come from the
     client and are never read.
     """
     if not value:

@@ -2,8 +2,8 @@
 
 Every check listed for a route must pass; a check left out of the list is
 the only way to skip it. The decision lists every failed check with a
-typed reason for logs, metrics and the rejection record; the caller only
-ever sees the status code. The policy does no I/O: trust comes from a
+typed reason for logs, metrics and the rejection record. The caller only
+gets the status code. The policy does no I/O: trust comes from a
 snapshot function, time from an injectable clock.
 
 Checks run in two steps so the gateway can reject before reading a body:
@@ -44,7 +44,7 @@ Headers = Sequence[tuple[str, str]]
 
 
 class Reason(StrEnum):
-    """Why a check failed, or why it passed with a warning."""
+    """Reason code for a failed check, or for a warning on a passed one."""
 
     # source_ip
     ADDRESS_INVALID = "address_invalid"
@@ -98,7 +98,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class ConnectionFacts:
-    """What the adapter knows before reading the body.
+    """Facts about a request that are known before its body is read.
 
     `headers` are (lowercase name, Latin-1 value) pairs in arrival order.
     `certificate_der` is the leaf certificate from the TLS handshake, None
@@ -166,9 +166,9 @@ def check_startup(
 ) -> None:
     """Raise `ConfigError` if a configured check cannot work.
 
-    `tls` says whether the listener hands over the TLS client certificate;
-    it defaults to `server.mode`. Framework middleware behind another
-    server passes its own answer. The config loader already checked the
+    `tls` tells whether the listener receives the TLS client certificate,
+    and defaults to `server.mode == "tls"`. Framework middleware behind
+    another server passes its own value. The config loader already checked the
     gateway's own listener.
     """
     in_use = config.checks_in_use()
@@ -331,7 +331,7 @@ class Verifier:
         """Parse the body and run developer_payload and header_secret.
 
         Raise `MalformedBody` (400) for a malformed body, but only when the
-        connection checks passed; a request that already failed gets 403
+        connection checks passed. A request that already failed gets 403
         with `body_malformed` recorded, so a forger learns nothing more.
         """
         checks = self._checks(verdict.route)

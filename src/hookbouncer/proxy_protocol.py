@@ -42,8 +42,8 @@ class ProxyHeader:
     """A parsed PROXY header.
 
     `source` is None for a LOCAL command (a health check from the balancer
-    itself) or an unknown or UNIX address family, where the socket peer
-    stands. `length` is the number of bytes the header took.
+    itself) or an unknown or UNIX address family; the caller then uses the
+    socket peer. `length` is the number of bytes the header took.
     """
 
     version: Literal[1, 2]
@@ -132,6 +132,7 @@ def _parse_v2(data: bytes, max_v2_bytes: int) -> ProxyHeader | None:
         if len(data) > len(V2_SIGNATURE):
             _check_v2_command(data[12])
         return None
+
     version_command, family_protocol, body_length = struct.unpack_from(">BBH", data, 12)
     command = _check_v2_command(version_command)
     total = _V2_FIXED + body_length
@@ -141,29 +142,34 @@ def _parse_v2(data: bytes, max_v2_bytes: int) -> ProxyHeader | None:
     protocol = family_protocol & 0x0F
     if family > 0x3 or protocol > 0x2:
         raise ProxyProtocolError("proxy_header_invalid", "v2 family unknown")
-    needed = _V2_ADDRESS_BYTES.get(family, 0)
-    if body_length < needed:
+    if body_length < _V2_ADDRESS_BYTES.get(family, 0):
         raise ProxyProtocolError("proxy_header_invalid", "v2 address truncated")
     if len(data) < total:
         return None
+
     # TLVs after the address block are skipped: nothing here relies on them.
     if command == "LOCAL" or family in (0x0, 0x3) or protocol == 0x0:
         return ProxyHeader(2, command, None, None, None, None, total)
-    block = data[_V2_FIXED:total]
+    return _v2_addresses(family, data[_V2_FIXED:total], total)
+
+
+def _v2_addresses(family: int, block: bytes, total: int) -> ProxyHeader:
+    kind: type[IPv4Address] | type[IPv6Address]
     if family == 0x1:
-        source_raw, destination_raw, source_port, destination_port = struct.unpack_from(
-            ">4s4sHH", block
-        )
-        source: str = str(IPv4Address(source_raw))
-        destination: str = str(IPv4Address(destination_raw))
+        kind, layout = IPv4Address, ">4s4sHH"
     else:
-        source_raw, destination_raw, source_port, destination_port = struct.unpack_from(
-            ">16s16sHH", block
-        )
-        source = str(IPv6Address(source_raw))
-        destination = str(IPv6Address(destination_raw))
+        kind, layout = IPv6Address, ">16s16sHH"
+    source, destination, source_port, destination_port = struct.unpack_from(
+        layout, block
+    )
     return ProxyHeader(
-        2, "PROXY", source, source_port, destination, destination_port, total
+        2,
+        "PROXY",
+        str(kind(source)),
+        source_port,
+        str(kind(destination)),
+        destination_port,
+        total,
     )
 
 

@@ -7,10 +7,10 @@ Three shapes are served under the configured prefix, each for POST only:
 - `{prefix}/new-result/{scan_id}`;
 - `{prefix}/export/{export_id}/completed`.
 
-Matching is strict: the path is split on `/` before percent-decoding, so
-`%2F` never becomes a separator, and empty, `.` and `..` segments, ids
-outside Copyleaks' charset and anything after `?` that is not a query
-string all fail with `NotFound`.
+Matching is strict. The path is split on `/` before percent-decoding, so
+`%2F` never becomes a separator. Empty, `.` and `..` segments, a `#`,
+invalid escapes and ids outside Copyleaks' charset fail with `NotFound`.
+A query string is ignored.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ key id, the issue time or the scan id breaks the tag, and a token sealed
 for scan A never opens for scan B. The plaintext is the optional context
 handed to the application. The scan fingerprint (the first 4 bytes of
 SHA-256 of the scan id) only labels a failed open as "wrong scan" rather
-than "tampered"; an attacker can change that label, never the outcome.
+than "tampered". An attacker can change that label, never the outcome.
 
 The key ring is a JSON file (mode 0600) with one active key for sealing
 and older keys still accepted for opening.
@@ -59,7 +59,7 @@ _KEY_ID = re.compile(r"[0-9a-f]{8}")
 
 
 class TokenError(RequestError):
-    """A sealed developerPayload did not open (403); `reason` says why."""
+    """A sealed developerPayload did not open (403); `reason` is the cause."""
 
     status = 403
 
@@ -112,7 +112,7 @@ class Key:
 
 @dataclass(frozen=True)
 class OpenedToken:
-    """What an authentic token carried."""
+    """The content of a token that opened and passed every check."""
 
     key_id: str
     issued_at: int

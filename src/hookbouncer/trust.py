@@ -1,9 +1,9 @@
 """The trust snapshot: the allowlist and pin set in force, with feed health.
 
 The feeds code builds a new `TrustSnapshot` whenever a feed changes and
-swaps it in with one assignment; the policy reads whole snapshots, so a
-request never sees an allowlist from one feed version and pins from
-another.
+swaps it in with one assignment. The policy reads one whole snapshot per
+request, so a request is never checked against an allowlist from one
+feed version and pins from another.
 """
 
 from __future__ import annotations
