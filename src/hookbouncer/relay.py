@@ -266,6 +266,8 @@ class Relay:
         due = self._inbox.claim_due(now, self._batch_size, lease=self._lease)
         for webhook in due:
             if self._stopping.is_set():
+                # TODO: release the rest of the claim; until its lease ends,
+                # another relay or a restart leaves these webhooks waiting.
                 break
             self.deliver(webhook)
         return len(due)

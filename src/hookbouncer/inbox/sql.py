@@ -2,8 +2,8 @@
 
 All writes go through one `GroupCommitWriter` and its own connection. Reads
 use a second connection behind a lock, so `stats` and `list` never wait for
-an fsync. SQL here uses `?` placeholders; a backend rewrites them when its
-driver wants another style.
+an fsync. SQL here uses `?` placeholders, and a backend rewrites them when
+its driver wants another style.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-# The newest schema this code reads and writes. Each step in a backend's
-# MIGRATIONS moves the schema from version N-1 to N.
+# The newest schema this code reads and writes. Entry N of a backend's
+# `migrations` moves the schema from version N-1 to N.
 SCHEMA_VERSION = 2
 
 _META_COLUMNS = (
