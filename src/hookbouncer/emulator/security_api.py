@@ -1,7 +1,7 @@
 """The emulator's Copyleaks security API: the two feeds and a login.
 
-A real HTTPS server on loopback, run in a daemon thread, whose answers the
-caller sets and which can produce every failure a feed client must survive.
+A real HTTPS server on loopback, run in a daemon thread. The caller sets
+its responses, and it can produce every failure a feed client must survive.
 It serves:
 
 - `GET /v1/security/servers/ips`: the sender ranges, a JSON array.
@@ -54,7 +54,7 @@ Failure = Literal[
     "error",  # 500 with a JSON error body
     "unavailable",  # 503 with Retry-After: 1
     "unauthorized",  # 401, as for a revoked token
-    "hang",  # accept the request, never answer until released
+    "hang",  # accept the request, never respond until released
     "html",  # 200 with a bot-challenge HTML page
     "empty",  # 200 with []
     "zero_prefix",  # the list plus 0.0.0.0/0

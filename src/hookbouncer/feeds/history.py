@@ -91,6 +91,6 @@ def summarize(entries: tuple[str, ...], limit: int = LOGGED_ENTRIES) -> str:
     """Return up to `limit` entries as text, with a count of the rest."""
     if not entries:
         return "none"
-    shown = ", ".join(entries[:limit])
+    listed = ", ".join(entries[:limit])
     rest = len(entries) - limit
-    return f"[{shown}]" + (f" and {rest} more" if rest > 0 else "")
+    return f"[{listed}]" + (f" and {rest} more" if rest > 0 else "")

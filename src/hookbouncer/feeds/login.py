@@ -31,6 +31,8 @@ log = logging.getLogger("hookbouncer.feeds")
 
 DEFAULT_LIFETIME = 48 * 3600.0
 RENEW_BEFORE = 3600.0
+# A login response is a small JSON object; anything longer is cut off here.
+MAX_LOGIN_RESPONSE_BYTES = 64 * 1024
 
 
 class LoginError(FeedUpdateError):
@@ -100,29 +102,33 @@ class TokenSource:
             "key": self.login.api_key.reveal().decode("utf-8"),
         }
         try:
-            response = self.client.post(url, json=payload)
+            with self.client.stream("POST", url, json=payload) as response:
+                status = response.status_code
+                body = _read_limited(response, MAX_LOGIN_RESPONSE_BYTES)
         except httpx.HTTPError as error:
             raise LoginError(
                 f"login at {url} failed ({type(error).__name__})", transient=True
             ) from None
-        if response.status_code != 200:
-            transient = response.status_code >= 500 or response.status_code == 429
+
+        if status != 200:
             raise LoginError(
-                f"login at {url} returned status {response.status_code}: check"
+                f"login at {url} returned status {status}: check"
                 " feeds.login.email and the API key",
-                transient=transient,
+                transient=status >= 500 or status == 429,
             )
         issued = self.clock()
         try:
-            document = response.json()
+            document = json.loads(body)
         except ValueError:
             document = None
-        token = document.get("access_token") if isinstance(document, dict) else None
+        if not isinstance(document, dict):
+            document = {}
+        token = document.get("access_token")
         if not isinstance(token, str) or not token.strip():
             raise LoginError(
                 f"login at {url} returned no access_token", transient=False
             )
-        assert isinstance(document, dict)
+
         expires_at = _parse_expiry(document.get(".expires"), issued)
         log.info(
             "logged in to %s; token valid for %.1fh",
@@ -201,3 +207,14 @@ def _parse_expiry(value: Any, issued: float) -> float:
             if issued < expires <= issued + 7 * 86400:
                 return expires
     return issued + DEFAULT_LIFETIME
+
+
+def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    received = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        received += len(chunk)
+        if received > limit:
+            break
+    return b"".join(chunks)[:limit]

@@ -96,6 +96,8 @@ class FeedManager:
         self._disk_check_interval = disk_check_interval
         self._cache_token = cache_token
         self.store = FeedStore(config.state_dir)
+
+        # Configuration problems stop startup here, before anything serves.
         self._extra_networks = _extra_networks(config)
         self._extra_pins = _extra_thumbprints(config)
         try:
@@ -105,11 +107,13 @@ class FeedManager:
                 f"{config.source}: feeds.ca_bundle = {str(self.feeds.ca_bundle)!r}"
                 f" cannot be loaded ({error}): point it at a PEM CA bundle"
             ) from None
+
         self._lists: dict[FeedName, _Loaded | None] = dict.fromkeys(FEED_NAMES)
         self._signatures: dict[FeedName, FileSignature | None] = dict.fromkeys(
             FEED_NAMES
         )
         self._attempts = {name: _Attempt() for name in FEED_NAMES}
+
         self._refresh_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._last_disk_check = float("-inf")
@@ -302,25 +306,12 @@ class FeedManager:
         if current is not None:
             validators = Validators(current.stored.etag, current.stored.last_modified)
         result = self._get_fetcher().fetch(name, url, validators)
-        now = self.clock()
         if result.status == 304:
-            if current is None:
-                raise FeedUpdateError(
-                    "http_status", f"{url} returned 304 but no list is stored"
-                )
-            stored = replace(current.stored, fetched_at=now)
-            self._install(name, _Loaded(stored, current.values), new_version=False)
-            self._record(name, "not_modified", None)
-            log.info(
-                "%s feed not modified; %d entries confirmed",
-                name,
-                stored.count,
-                extra={"feed": name, "outcome": "not_modified", "count": stored.count},
-            )
-            return FeedOutcome(name, "not_modified", stored.count)
+            return self._confirm(name, url, current)
+
         values, entries = self._parse(name, result.body, result.content_type)
         stored, new_version = history.next_version(
-            name, current.stored if current else None, result, entries, now
+            name, current.stored if current else None, result, entries, self.clock()
         )
         self._install(name, _Loaded(stored, values), new_version=new_version)
         outcome: Outcome = "updated" if new_version else "unchanged"
@@ -333,6 +324,25 @@ class FeedManager:
             stored.added if new_version else (),
             stored.removed if new_version else (),
         )
+
+    def _confirm(
+        self, name: FeedName, url: str, current: _Loaded | None
+    ) -> FeedOutcome:
+        """Keep the list after a 304 and record the new fetch time."""
+        if current is None:
+            raise FeedUpdateError(
+                "http_status", f"{url} returned 304 but no list is stored"
+            )
+        stored = replace(current.stored, fetched_at=self.clock())
+        self._install(name, _Loaded(stored, current.values), new_version=False)
+        self._record(name, "not_modified", None)
+        log.info(
+            "%s feed not modified; %d entries confirmed",
+            name,
+            stored.count,
+            extra={"feed": name, "outcome": "not_modified", "count": stored.count},
+        )
+        return FeedOutcome(name, "not_modified", stored.count)
 
     def _parse(
         self, name: FeedName, body: bytes, content_type: str

@@ -11,7 +11,7 @@ from hookbouncer.errors import FeedError
 FeedName = Literal["ranges", "thumbprints"]
 FEED_NAMES: tuple[FeedName, ...] = ("ranges", "thumbprints")
 
-# Why an update was rejected, as a short code for logs, status and tests.
+# Reason code of a rejected update, for logs, status output and tests.
 FailureReason = Literal[
     "network",
     "timeout",
@@ -57,7 +57,7 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class FeedOutcome:
-    """What one refresh did to one feed."""
+    """The outcome of one refresh for one feed."""
 
     feed: FeedName
     outcome: Outcome

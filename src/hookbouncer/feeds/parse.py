@@ -102,20 +102,8 @@ def extract_entries(
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in ("text/html", "application/xhtml+xml") or _looks_like_html(body):
         raise facts.reject("html", f"the {feed} feed returned an HTML page")
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise facts.reject("not_json", f"the {feed} feed is not UTF-8 text") from None
-    try:
-        document = json.loads(
-            text,
-            object_pairs_hook=_reject_duplicate_keys,
-            parse_constant=_reject_constant,
-        )
-    except (json.JSONDecodeError, _DuplicateKey, _BadConstant) as error:
-        raise facts.reject(
-            "not_json", f"the {feed} feed is not one JSON document ({error})"
-        ) from None
+    document = _decode_json(facts, feed)
+
     items = _find_list(document, feed)
     if items is None:
         raise facts.reject(
@@ -131,6 +119,28 @@ def extract_entries(
             f"the {feed} feed has unsupported list elements: {describe(items)}",
         )
     return entries
+
+
+def _decode_json(facts: _Arrival, feed: FeedName) -> Any:
+    """Decode exactly one strict JSON document from UTF-8 text."""
+    try:
+        text = facts.body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise facts.reject("not_json", f"the {feed} feed is not UTF-8 text") from None
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+        )
+    except (json.JSONDecodeError, _DuplicateKey, _BadConstant) as error:
+        raise facts.reject(
+            "not_json", f"the {feed} feed is not one JSON document ({error})"
+        ) from None
+    except RecursionError:
+        raise facts.reject(
+            "not_json", f"the {feed} feed nests JSON arrays or objects too deeply"
+        ) from None
 
 
 def _find_list(document: Any, feed: FeedName) -> list[Any] | None:

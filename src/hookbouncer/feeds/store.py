@@ -144,7 +144,7 @@ class FeedStore:
             return None
         stored = StoredFeed.from_json(data)
         if stored.feed != feed:
-            raise ValueError(f"file holds the {stored.feed} feed")
+            raise ValueError(f"file contains the {stored.feed} feed")
         return stored
 
     def history(self, feed: FeedName) -> list[Path]:

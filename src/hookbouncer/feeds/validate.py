@@ -2,10 +2,10 @@
 
 Each function takes one untrusted string and either returns the normalised
 value or raises `ValueError` with a message that names the entry and the
-rule it breaks. Nothing here is lenient about the value itself: a network
+rule it breaks. Nothing here is lenient about the value itself. A network
 with host bits set, a prefix in netmask form, a leading zero or a range
 wider than the configured minimum prefix is an error, never a guess,
-because a widened range lets strangers in. Validation never does I/O.
+because a widened range lets strangers in. Validation does no I/O.
 """
 
 from __future__ import annotations
