@@ -32,7 +32,7 @@ from hookbouncer.certificates import (
     load_certificate,
     validity,
 )
-from hookbouncer.config import CHECKS, Check, Config
+from hookbouncer.config import CHECKS, Check, Config, validate_trusted_proxy
 from hookbouncer.errors import ConfigError, MalformedBody
 from hookbouncer.payload import developer_payload, parse_body
 from hookbouncer.routes import RouteMatch
@@ -209,6 +209,8 @@ class Verifier:
         self._trust = trust
         self._keyring = keyring
         self._clock = clock
+        for entry in config.server.trusted_proxies:
+            validate_trusted_proxy(entry, config.source)
         self._trusted_proxies = Allowlist(
             ipaddress.ip_network(entry) for entry in config.server.trusted_proxies
         )

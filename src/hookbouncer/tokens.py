@@ -54,6 +54,8 @@ DEFAULT_MAX_SKEW = 300.0
 KEYRING_FORMAT = "hookbouncer-keyring"
 KEYRING_VERSION = 1
 
+# A ring of a thousand keys is under 100 KB.
+_MAX_KEYRING_BYTES = 1024 * 1024
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _KEY_ID = re.compile(r"[0-9a-f]{8}")
 
@@ -258,7 +260,7 @@ class KeyRing:
         try:
             with open(path, "rb") as handle:
                 mode = os.fstat(handle.fileno()).st_mode
-                data = handle.read(1024 * 1024)
+                data = handle.read(_MAX_KEYRING_BYTES + 1)
         except FileNotFoundError:
             raise KeyringError(
                 f"key ring {str(path)!r} not found: create it with"
@@ -269,6 +271,11 @@ class KeyRing:
                 f"key ring {str(path)!r} cannot be read ({error.strerror});"
                 " check the path and its permissions"
             ) from None
+        if len(data) > _MAX_KEYRING_BYTES:
+            raise KeyringError(
+                f"key ring {str(path)!r} is over {_MAX_KEYRING_BYTES} bytes, so it"
+                " is not a key ring file: check developer_payload.keys_file"
+            )
         if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyringError(
                 f"key ring {str(path)!r} has mode {stat.S_IMODE(mode):04o}, so"

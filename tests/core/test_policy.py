@@ -543,3 +543,13 @@ def test_startup_plain_listener_needs_forwarded_certificate(ring: KeyRing) -> No
 def test_startup_plain_mode_without_payload_check(ring: KeyRing) -> None:
     config = make_config(routes={"status": RouteConfig(("source_ip",))})
     check_startup(config, None)
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.1/8", "0.0.0.0/0", "::/0", "*", "10.0.0.x"])
+def test_startup_rejects_bad_trusted_proxy(ring: KeyRing, entry: str) -> None:
+    config = make_config()
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, trusted_proxies=(entry,))
+    )
+    with pytest.raises(ConfigError, match="trusted_proxies"):
+        Verifier(config, TrustSnapshot.empty, ring)

@@ -319,3 +319,11 @@ def test_from_json_invalid(document: object) -> None:
     text = document if isinstance(document, str) else json.dumps(document)
     with pytest.raises(KeyringError):
         KeyRing.from_json(text.encode(), "test")
+
+
+def test_load_rejects_oversized_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_bytes(b" " * (1024 * 1024 + 1))
+    os.chmod(path, 0o600)
+    with pytest.raises(KeyringError, match="not a key ring"):
+        KeyRing.load(path)
