@@ -1,9 +1,9 @@
 """Every failure kind leaves the list in force unchanged.
 
 Each case runs the real `sync` command in process against the HTTPS feed
-server: a good sync first, then the failure, then checks that the exit
-code is 1, the ERROR line names the reason, the snapshot files are
-byte-for-byte unchanged and a fresh manager still serves the old lists.
+server, once with good lists and once with the failure. The second run
+must exit 1 and log one ERROR line with the reason. The ranges file must
+stay byte-for-byte the same, and a fresh manager must serve the old lists.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def test_sync_fails_on_untrusted_certificate(
     assert reasons == {"tls"}
 
 
-def test_plain_http_api_base_is_refused(
+def test_plain_http_api_base_rejected(
     make_manager: Callable[..., FeedManager], make_config: Callable[..., object]
 ) -> None:
     manager = make_manager(make_config(api_base="http://127.0.0.1:1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -9,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hookbouncer.config import Config
+from hookbouncer.config import Config, RouteConfig
 from hookbouncer.emulator.security_api import SecurityAPI
 from hookbouncer.feeds.manager import FeedManager
 
@@ -207,3 +208,21 @@ def test_running_thread_loads_other_process_list(
         reloaded.wait(0.05)
     assert reloaded.is_set()
     serving.stop()
+
+
+def test_health_ignores_lists_no_route_checks(
+    api: SecurityAPI,
+    make_config: Callable[..., Config],
+    make_manager: Callable[..., FeedManager],
+) -> None:
+    config = make_config(extra_ranges=("203.0.113.0/24",))
+    only_ip = {
+        name: RouteConfig(("source_ip",)) for name in ("status", "new_result", "export")
+    }
+    manager = make_manager(dataclasses.replace(config, routes=only_ip))
+
+    health = manager.health()
+
+    assert health.loaded
+    assert health.ready
+    assert health.detail == ()

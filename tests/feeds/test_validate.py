@@ -85,12 +85,12 @@ def test_parse_network_rejects_non_string() -> None:
         parse_network(167772160, 16, 32)  # type: ignore[arg-type]
 
 
-def test_parse_network_minimum_applies_after_unmapping() -> None:
+def test_minimum_prefix_applies_after_unmapping() -> None:
     with pytest.raises(ValueError, match="minimum prefix /16 for IPv4"):
         parse_network("::ffff:10.0.0.0/104", 16, 32)
 
 
-def test_parse_network_slash_zero_rejected_even_without_minimum() -> None:
+def test_slash_zero_always_rejected() -> None:
     with pytest.raises(ValueError, match="/0"):
         parse_network("0.0.0.0/0", 0, 0)
 
@@ -154,7 +154,7 @@ def test_normalize_thumbprints_deduplicates() -> None:
     assert normalize_thumbprints([SHA1, SHA1.upper(), SHA256]) == (SHA1, SHA256)
 
 
-def test_parse_network_rejects_leading_zero_in_mapped_ipv4() -> None:
+def test_mapped_ipv4_leading_zero_rejected() -> None:
     with pytest.raises(ValueError, match="not an IP address"):
         parse_network("::ffff:010.0.0.1", 16, 32)
 
@@ -219,7 +219,7 @@ def test_parse_network_matches_reference_ipv6(
 
 
 @given(text=st.text(alphabet="0123456789abcdef:./ x%", max_size=45))
-def test_parse_network_never_accepts_what_ipaddress_rejects(text: str) -> None:
+def test_parse_network_stricter_than_ipaddress(text: str) -> None:
     try:
         network = parse_network(text, 1, 1)
     except ValueError:

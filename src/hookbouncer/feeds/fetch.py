@@ -66,7 +66,13 @@ def build_client(
         ),
         follow_redirects=feeds.follow_redirects,
         max_redirects=5,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        # Identity encoding keeps a small compressed body from expanding
+        # far past max_response_bytes inside one decoded chunk.
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+        },
         event_hooks={"request": [_require_https]},
         trust_env=False,
     )

@@ -57,6 +57,8 @@ from hookbouncer.trust import TrustSnapshot
 
 log = logging.getLogger("hookbouncer.feeds")
 
+STOP_TIMEOUT = 10.0
+
 
 @dataclass(frozen=True)
 class _Loaded:
@@ -488,13 +490,19 @@ class FeedManager:
     # -- health and status -------------------------------------------------
 
     def health(self) -> FeedHealth:
-        """Return whether the lists are loaded, stale or past fail-closed."""
+        """Return whether the lists are loaded, stale or past fail-closed.
+
+        A list counts as missing only when a route uses its check.
+        """
         now = self.clock()
         snapshot = self._snapshot
+        in_use = self.config.checks_in_use()
+        ranges_missing = "source_ip" in in_use and not snapshot.ranges_loaded
+        pins_missing = "client_certificate" in in_use and not snapshot.pins_loaded
         detail: list[str] = []
-        if not snapshot.ranges_loaded:
+        if ranges_missing:
             detail.append("no sender ranges loaded")
-        if not snapshot.pins_loaded:
+        if pins_missing:
             detail.append("no certificate thumbprints loaded")
         for name, age in self._ages(now).items():
             if age > self.feeds.stale_after:
@@ -503,7 +511,7 @@ class FeedManager:
         if fail_closed:
             detail.append("feeds are past feeds.fail_closed_after")
         return FeedHealth(
-            loaded=snapshot.ranges_loaded and snapshot.pins_loaded,
+            loaded=not ranges_missing and not pins_missing,
             stale=self._is_stale(now),
             fail_closed=fail_closed,
             detail=tuple(detail),
@@ -563,9 +571,14 @@ class FeedManager:
         """Start the daemon thread that refreshes on schedule."""
         self.scheduler.start()
 
-    def stop(self) -> None:
-        """Stop the refresh thread and wait for it to end."""
-        self.scheduler.stop()
+    def stop(self, timeout: float | None = STOP_TIMEOUT) -> None:
+        """Stop the refresh thread, waiting up to `timeout` seconds for it.
+
+        A refresh in progress is not interrupted. Stopping the process
+        while it writes is safe, because snapshot files are replaced
+        atomically.
+        """
+        self.scheduler.stop(timeout)
 
 
 def _extra_networks(config: Config) -> tuple[IPNetwork, ...]:

@@ -125,9 +125,10 @@ class FeedStatus:
 class FeedHealth:
     """Feed health for readiness probes.
 
-    `loaded` is False while either list is missing (no feed snapshot and
-    no extra entries). `stale` is True when a feed list is older than
-    `feeds.stale_after`, which degrades readiness but keeps serving it.
+    `loaded` is False while a list that a route's checks need is missing
+    (no feed snapshot and no extra entries). `stale` is True when a feed
+    list is older than `feeds.stale_after`, which degrades readiness but
+    keeps serving it.
     `fail_closed` is True past `feeds.fail_closed_after`.
     """
 

@@ -1,10 +1,10 @@
 """Turn a feed response body into validated entries, or reject it whole.
 
-Copyleaks does not publish the response format of its security endpoints,
-so the accepted JSON shapes are listed here and in docs/feeds.md, and any
-other shape is rejected with a message that names what arrived. This
-module decides only whether a body is a good list. It does no I/O and
-never decides whether a request is accepted.
+Copyleaks does not publish the response format of its security endpoints.
+The accepted JSON shapes are listed in `LIST_KEYS`, `VALUE_FIELDS` and
+docs/feeds.md. Any other shape is rejected with a message that names what
+arrived. This module decides only whether a body is a good list. It does
+no I/O and never decides whether a request is accepted.
 """
 
 from __future__ import annotations

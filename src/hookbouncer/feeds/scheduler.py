@@ -112,9 +112,9 @@ class Scheduler:
         self._wake.set()
 
     def start(self) -> None:
+        self._stop.clear()
         if self.running:
             return
-        self._stop.clear()
         self._thread = threading.Thread(
             target=self._run, name="hookbouncer-feeds", daemon=True
         )
@@ -127,6 +127,12 @@ class Scheduler:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+            if thread.is_alive():
+                log.warning(
+                    "the feed refresh thread is still in a refresh; it ends"
+                    " when the refresh does"
+                )
+                return
         self._thread = None
 
     def _run(self) -> None:
