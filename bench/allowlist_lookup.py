@@ -12,6 +12,7 @@ reported. Only `time.perf_counter` is used for timing.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import ipaddress
 import platform
 import random
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
 
     print(f"python {platform.python_version()} on {platform.machine()}")
-    print(f"pytricia {getattr(pytricia, '__version__', '?')}, seed {SEED}")
+    print(f"pytricia {importlib.metadata.version('pytricia')}, seed {SEED}")
     header = (
         f"{'prefixes':>9} {'hookbouncer/s':>14} {'pytricia/s':>12}"
         f" {'naive/s':>10} {'vs pytricia':>12} {'vs naive':>10}"
