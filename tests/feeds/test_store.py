@@ -232,3 +232,50 @@ def test_edited_entries_are_rejected(
 
     assert not manager.snapshot().ranges_loaded
     assert "203.0.113.1" not in manager.snapshot().allowlist
+
+
+def test_write_failure_keeps_list_in_force(
+    api: SecurityAPI,
+    make_manager: Callable[..., FeedManager],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manager = make_manager()
+    manager.refresh()
+    api.set_ranges(["203.0.113.0/24"])
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(manager.store, "write", disk_full)
+    outcome = manager.refresh()
+
+    assert outcome["ranges"].reason == "storage"
+    assert "No space left" in (outcome["ranges"].error or "")
+    assert "192.0.2.1" in manager.snapshot().allowlist
+    assert "203.0.113.1" not in manager.snapshot().allowlist
+
+
+def test_generation_continues_after_current_file_lost(
+    api: SecurityAPI,
+    make_config: Callable[..., Config],
+    make_manager: Callable[..., FeedManager],
+) -> None:
+    config = make_config(history=3)
+    first = make_manager(config)
+    for index in range(4):
+        api.set_ranges([f"198.51.100.{index}"])
+        first.refresh()
+    for name in ("ranges.json", "thumbprints.json"):
+        (config.state_dir / "feeds" / name).unlink()
+    for path in (config.state_dir / "feeds" / "history").iterdir():
+        path.write_text("damaged")
+    api.set_ranges(["203.0.113.0/24"])
+
+    second = make_manager(config)
+    second.load_from_disk()
+    second.refresh()
+
+    assert second.status().ranges.generation == 5
+    names = [p.name for p in FeedStore(config.state_dir).history("ranges")]
+    assert names[0] == "ranges.00000005.json"
+    assert len(names) == 3

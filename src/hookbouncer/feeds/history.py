@@ -19,11 +19,14 @@ def next_version(
     result: FetchResult,
     entries: tuple[str, ...],
     now: float,
+    last_generation: int = 0,
 ) -> tuple[StoredFeed, bool]:
     """Return the stored form of a fetched list and whether it is new.
 
     A list with the same entries as the one in force, in any order, keeps
-    its generation and only records the new fetch time and validators.
+    its generation and only records the new fetch time and validators. A
+    new version's generation follows both the list in force and
+    `last_generation`, the highest one in the history files.
     """
     digest = hashlib.sha256(result.body).hexdigest()
     if current is not None and set(entries) == set(current.entries):
@@ -40,7 +43,7 @@ def next_version(
     after = set(entries)
     stored = StoredFeed(
         feed=feed,
-        generation=(current.generation if current is not None else 0) + 1,
+        generation=max(current.generation if current else 0, last_generation) + 1,
         source_url=result.url,
         fetched_at=now,
         changed_at=now,

@@ -174,17 +174,21 @@ class FeedManager:
         if not self._reload_lock.acquire(blocking=False):
             return False
         try:
-            changed = [
-                name
-                for name in FEED_NAMES
-                if self.store.signature(name) != self._signatures[name]
-            ]
-            swapped = [self._load_file(name) for name in changed]
-            if any(swapped):
-                self._swap()
-            return bool(changed)
+            return self._reload_changed()
         finally:
             self._reload_lock.release()
+
+    def _reload_changed(self) -> bool:
+        # The caller holds _reload_lock.
+        changed = [
+            name
+            for name in FEED_NAMES
+            if self.store.signature(name) != self._signatures[name]
+        ]
+        swapped = [self._load_file(name) for name in changed]
+        if any(swapped):
+            self._swap()
+        return bool(changed)
 
     def _disk_changed(self) -> bool:
         return any(
@@ -258,10 +262,12 @@ class FeedManager:
             started = self.clock()
             log.info("feed refresh started", extra={"feeds": list(FEED_NAMES)})
             try:
-                with self.store.lock(timeout=self._lock_timeout()):
+                # Holding _reload_lock makes snapshot() skip its disk check
+                # while the lists change, instead of waiting for the refresh.
+                with self.store.lock(self._lock_timeout()), self._reload_lock:
                     # A list written by another process after this refresh
                     # began is as fresh as a fetch now would be.
-                    fresh_on_disk = self.reload_if_changed()
+                    fresh_on_disk = self._reload_changed()
                     outcomes = tuple(
                         self._refresh_feed(name, started if fresh_on_disk else None)
                         for name in FEED_NAMES
@@ -296,6 +302,11 @@ class FeedManager:
             return self._fetch_and_install(name, current)
         except FeedUpdateError as error:
             return self._fail(name, error)
+        except OSError as error:
+            message = (
+                f"storing the {name} feed in {self.store.directory} failed: {error}"
+            )
+            return self._fail(name, FeedUpdateError("storage", message))
         except Exception as error:
             log.exception("refreshing the %s feed failed unexpectedly", name)
             return self._fail(name, FeedUpdateError("internal", repr(error)))
@@ -313,7 +324,12 @@ class FeedManager:
 
         values, entries = self._parse(name, result.body, result.content_type)
         stored, new_version = history.next_version(
-            name, current.stored if current else None, result, entries, self.clock()
+            name,
+            current.stored if current else None,
+            result,
+            entries,
+            self.clock(),
+            self.store.last_generation(name),
         )
         self._install(name, _Loaded(stored, values), new_version=new_version)
         outcome: Outcome = "updated" if new_version else "unchanged"

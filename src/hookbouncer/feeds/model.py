@@ -28,6 +28,7 @@ FailureReason = Literal[
     "invalid_entry",
     "login",
     "locked",
+    "storage",
     "internal",
 ]
 

@@ -155,6 +155,14 @@ class FeedStore:
             return []
         return sorted(paths, reverse=True)
 
+    def last_generation(self, feed: FeedName) -> int:
+        """Return the highest generation in the history files, 0 if none."""
+        for path in self.history(feed):
+            number = path.name.split(".")[1]
+            if number.isdigit():
+                return int(number)
+        return 0
+
     def write(self, stored: StoredFeed, *, new_version: bool, keep: int) -> None:
         """Write the snapshot atomically and, for a new version, its history."""
         self.ensure()
