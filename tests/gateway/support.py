@@ -151,7 +151,14 @@ def write_config(path: Path, document: Mapping[str, Any]) -> Path:
 class GatewayProcess:
     """`hookbouncer serve` in a subprocess, with its log in a file."""
 
-    def __init__(self, config_path: Path, admin_port: int, log_path: Path) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        admin_port: int,
+        log_path: Path,
+        arguments: tuple[str, ...] = (),
+    ) -> None:
+        self.arguments = arguments
         self.config_path = config_path
         self.admin_port = admin_port
         self.log_path = log_path
@@ -160,7 +167,13 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [HOOKBOUNCER, "serve", "--config", str(self.config_path)],
+                [
+                    HOOKBOUNCER,
+                    "serve",
+                    "--config",
+                    str(self.config_path),
+                    *self.arguments,
+                ],
                 stdout=log,
                 stderr=log,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -168,3 +168,36 @@ def test_sigterm_drains_and_exits_0(pki: PKI, tmp_path: Path) -> None:
     assert code == 0, log
     assert "draining" in log
     assert "stopped relay, feeds and inbox" in log
+
+
+def test_workers_share_listener(pki: PKI, tmp_path: Path) -> None:
+    port = free_port()
+    admin_port = free_port()
+    document = base_config(pki, tmp_path / "state", listen=[f"127.0.0.1:{port}"])
+    document["admin"]["listen"] = f"127.0.0.1:{admin_port}"
+    config = write_config(tmp_path / "config.toml", document)
+    gateway = GatewayProcess(
+        config, admin_port, tmp_path / "serve.log", ("--workers", "2")
+    )
+    statuses = []
+    try:
+        gateway.start()
+        both_ready = wait_for(lambda: gateway.log().count("]: ready") == 2)
+        for number in range(6):
+            scan_id = f"worker-{number}"
+            # A new sender per webhook opens a new connection each time.
+            with pki.sender(
+                f"https://127.0.0.1:{port}", certificate=pki.client
+            ) as sender:
+                response = sender.send(
+                    "indexed", scan_id, developer_payload=pki.seal(scan_id)
+                )
+            statuses.append(response.status_code)
+        code = gateway.terminate()
+    finally:
+        gateway.kill()
+    log = gateway.log()
+    assert both_ready, log
+    assert statuses == [200] * 6
+    assert code == 0, log
+    assert "all workers stopped" in log

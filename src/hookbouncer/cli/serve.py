@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+from collections.abc import Mapping
 from typing import Any
 
-from hookbouncer.config import load_config
+from hookbouncer.config import Config, load_config
 from hookbouncer.errors import ConfigError, HookbouncerError, KeyringError
 from hookbouncer.gateway.logs import configure
 
@@ -37,19 +39,42 @@ def register(subparsers: Any) -> None:
         default="text",
         help="log line format on stderr (default: text)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes accepting on the same sockets; one uses about one core"
+        " (default: 1)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure(config.log_level, args.log_format)
-    # Imported here so `hookbouncer --help` does not load Twisted.
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers} is invalid: use 1 or more")
+    if args.workers == 1:
+        return run_worker(config, None, 0)
+    from hookbouncer.gateway.workers import supervise
+
+    try:
+        return supervise(config, args.workers, run_worker)
+    except OSError as error:
+        raise HookbouncerError(f"cannot listen: {error}") from None
+
+
+def run_worker(
+    config: Config, bound: Mapping[str, socket.socket] | None, index: int
+) -> int:
+    """Run one gateway process until SIGTERM or SIGINT; return the exit code."""
+    # Imported here: `hookbouncer --help` should not load Twisted, and a
+    # reactor must not exist before `--workers` forks.
     from twisted.internet import reactor as installed
 
     from hookbouncer.gateway.runtime import Runtime
 
     reactor: Any = installed
-
     try:
         runtime = Runtime(config, reactor)
     except KeyringError as error:
@@ -61,10 +86,13 @@ def run(args: argparse.Namespace) -> int:
         extra={"pid": os.getpid()},
     )
     try:
-        runtime.start()
+        runtime.start(bound, primary=index == 0)
     except OSError as error:
         runtime.close()
         raise HookbouncerError(f"cannot listen: {error}") from None
+    if bound is not None:
+        for sock in bound.values():
+            sock.close()
     reactor.addSystemEventTrigger("before", "shutdown", runtime.stop, DRAIN_SECONDS)
     log.info("ready", extra={"pid": os.getpid()})
     reactor.run()

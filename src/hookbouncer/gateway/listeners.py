@@ -76,38 +76,56 @@ def remove_stale_socket(path: Path) -> None:
     os.unlink(path)
 
 
+def bind_unix(path: Path) -> socket.socket:
+    """Bind and listen on a unix socket, readable and writable by the group."""
+    remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o660)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind(address: str) -> socket.socket:
+    """Bind the listening socket for one `server.listen` or `admin.listen` entry.
+
+    Binding is separate from serving so that `serve --workers N` can bind
+    once and let every worker process accept on the same sockets.
+    """
+    parsed = parse_listen_address(address, "listen", "<listen>")
+    if isinstance(parsed, Path):
+        return bind_unix(parsed)
+    host, port = parsed
+    return bind_tcp("127.0.0.1" if host == "localhost" else host, port)
+
+
 def listen(
     reactor: Any,
-    address: str,
+    sock: socket.socket,
     factory: Factory,
     *,
     tls: ServerConnectionCreator | None,
     proxy_protocol: bool,
     proxy_timeout: float,
 ) -> Any:
-    """Start one listener and return its port object (see `bound_address`).
+    """Serve on a bound socket and return the port object (see `bound_address`).
 
-    The wrapping order is PROXY header, then TLS, then HTTP: a load
-    balancer writes the PROXY header in clear before the TLS handshake.
+    The reactor works on its own duplicate of the descriptor, so the caller
+    may close `sock` afterwards. The wrapping order is PROXY header, then
+    TLS, then HTTP: a load balancer writes the PROXY header in clear before
+    the TLS handshake.
     """
     outer: Any = factory
     if tls is not None:
         outer = TLSMemoryBIOFactory(tls, False, outer)  # type: ignore[arg-type]
     if proxy_protocol:
         outer = ProxyProtocolFactory(outer, reactor, proxy_timeout)
-    parsed = parse_listen_address(address, "server.listen", "<listen>")
-    if isinstance(parsed, Path):
-        remove_stale_socket(parsed)
-        return reactor.listenUNIX(str(parsed), outer, backlog=BACKLOG, mode=0o660)
-    host, port = parsed
-    if host == "localhost":
-        host = "127.0.0.1"
-    sock = bind_tcp(host, port)
-    try:
-        return reactor.adoptStreamPort(sock.fileno(), sock.family, outer)
-    finally:
-        # The reactor works on its own duplicate of the descriptor.
-        sock.close()
+    return reactor.adoptStreamPort(sock.fileno(), sock.family, outer)
 
 
 def bound_address(port: Any) -> str:

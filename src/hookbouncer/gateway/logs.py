@@ -59,7 +59,9 @@ def configure(level: str, log_format: LogFormat = "text") -> None:
         handler.setFormatter(JSONFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+            )
         )
     root = logging.getLogger("hookbouncer")
     root.handlers[:] = [handler]

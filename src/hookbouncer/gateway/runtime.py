@@ -8,7 +8,9 @@ gateway drains first, so no request is committed after the inbox closes.
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet import defer, threads
@@ -60,8 +62,14 @@ class Runtime:
         self.relay: Any = None
         self.gateway: Gateway | None = None
 
-    def start(self) -> None:
-        """Load feeds, open the inbox, start the relay and the listeners."""
+    def start(
+        self, bound: Mapping[str, socket.socket] | None = None, *, primary: bool = True
+    ) -> None:
+        """Load feeds, open the inbox, start the relay and the listeners.
+
+        Only the primary process of `serve --workers N` runs the relay and
+        the admin listener; `bound` holds the sockets its parent bound.
+        """
         self.feeds.load_from_disk()
         snapshot = self.feeds.snapshot()
         log.info(
@@ -72,7 +80,7 @@ class Runtime:
         )
         self.feeds.start()
         self.inbox = open_inbox(self.config)
-        if self.config.relay.url is not None:
+        if primary and self.config.relay.url is not None:
             from hookbouncer.relay import Relay
 
             self.relay = Relay(self.inbox, self.config)
@@ -89,7 +97,7 @@ class Runtime:
             reactor=self.reactor,
         )
         self._register_gauges(inbox)
-        self.gateway.start()
+        self.gateway.start(bound, admin=primary)
 
     def _wake_relay(self) -> None:
         if self.relay is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import defer, task
@@ -25,7 +26,7 @@ from hookbouncer.gateway import metrics
 from hookbouncer.gateway.admin import AdminApplication, Readiness
 from hookbouncer.gateway.app import WebhookApplication
 from hookbouncer.gateway.http import HTTPProtocol, Limits
-from hookbouncer.gateway.listeners import HTTPFactory, bound_address, listen
+from hookbouncer.gateway.listeners import HTTPFactory, bind, bound_address, listen
 from hookbouncer.gateway.tls import ServerConnectionCreator, build_context
 from hookbouncer.inbox import Inbox
 from hookbouncer.policy import Verifier
@@ -97,15 +98,25 @@ class Gateway:
     def _build_admin_protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self.admin, ADMIN_LIMITS, self.reactor)
 
-    def start(self) -> None:
-        """Start the pool and every listener; raise OSError when one fails."""
+    def start(
+        self,
+        bound: Mapping[str, socket.socket] | None = None,
+        *,
+        admin: bool = True,
+    ) -> None:
+        """Start the pool and every listener; raise OSError when one fails.
+
+        `bound` maps listen entries to sockets bound beforehand (by the
+        parent of worker processes); other entries are bound here. With
+        `admin` False the admin listener is left to another process.
+        """
         self.pool.start()
         server = self.config.server
         scheme = "https" if self.tls is not None else "http"
         for address in server.listen:
-            port = listen(
-                self.reactor,
+            port = self._serve(
                 address,
+                bound,
                 self.factory,
                 tls=self.tls,
                 proxy_protocol=server.proxy_protocol,
@@ -119,10 +130,10 @@ class Gateway:
                 self.addresses[-1],
                 extra={"address": self.addresses[-1], "pid": os.getpid()},
             )
-        if self.config.admin.listen:
-            port = listen(
-                self.reactor,
+        if admin and self.config.admin.listen:
+            port = self._serve(
                 self.config.admin.listen,
+                bound,
                 self.admin_factory,
                 tls=None,
                 proxy_protocol=False,
@@ -135,6 +146,21 @@ class Gateway:
                 self.admin_address,
                 extra={"address": self.admin_address},
             )
+
+    def _serve(
+        self,
+        address: str,
+        bound: Mapping[str, socket.socket] | None,
+        factory: HTTPFactory,
+        **options: Any,
+    ) -> Any:
+        if bound is not None and address in bound:
+            return listen(self.reactor, bound[address], factory, **options)
+        sock = bind(address)
+        try:
+            return listen(self.reactor, sock, factory, **options)
+        finally:
+            sock.close()
 
     @defer.inlineCallbacks
     def stop(self, grace: float = 10.0) -> Any:
