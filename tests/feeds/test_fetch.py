@@ -99,7 +99,23 @@ def test_snapshot_never_raises(
     monkeypatch.setattr(manager.store, "signature", broken)
 
     assert manager.snapshot() is before
-    assert "reading the feed snapshot failed" in caplog.text
+    assert "checking the feed snapshot files failed" in caplog.text
+
+
+def test_snapshot_fails_closed_on_age_error(
+    api: SecurityAPI,
+    make_manager: Callable[..., FeedManager],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manager = make_manager()
+    manager.refresh()
+
+    def broken(now: float) -> bool:
+        raise ValueError("bug")
+
+    monkeypatch.setattr(manager, "_is_fail_closed", broken)
+
+    assert manager.snapshot().fail_closed
 
 
 def test_failure_log_carries_list_age(

@@ -23,7 +23,7 @@ import httpx
 from hookbouncer.config import FeedsConfig
 from hookbouncer.feeds.login import LoginError, TokenSource
 from hookbouncer.feeds.model import FailureReason, FeedUpdateError, FetchResult
-from hookbouncer.feeds.parse import summarize_response
+from hookbouncer.feeds.parse import preview, summarize_response
 
 log = logging.getLogger("hookbouncer.feeds")
 
@@ -83,7 +83,7 @@ def _require_https(request: httpx.Request) -> None:
     if request.url.scheme != "https":
         raise FeedUpdateError(
             "insecure_url",
-            f"refusing to fetch {request.url} over plain HTTP: feeds are"
+            f"plain HTTP request to {request.url} rejected: feeds are"
             " fetched over HTTPS only",
         )
 
@@ -113,8 +113,7 @@ class Fetcher:
         if not url.startswith("https://"):
             raise FeedUpdateError(
                 "insecure_url",
-                f"refusing to fetch {url} over plain HTTP: set an https:// URL"
-                " in feeds.api_base",
+                f"plain HTTP URL {url} rejected: set an https:// URL in feeds.api_base",
             )
         attempts = self.feeds.retries + 1
         for attempt in range(1, attempts + 1):
@@ -233,9 +232,10 @@ class Fetcher:
             raise _Unauthorized()
         if 300 <= status < 400 and status != 304:
             location = response.headers.get("Location", "no Location header")
+            shown = preview(location.encode("utf-8", "replace"), 200)
             raise FeedUpdateError(
                 "redirect",
-                f"{url} redirected ({status}) to {location[:200]}: redirects"
+                f"{url} redirected ({status}) to {shown}: redirects"
                 " are failures unless feeds.follow_redirects is true",
             )
         if status not in (200, 304):

@@ -137,21 +137,28 @@ class FeedManager:
         runs, the thread loads the files; otherwise they load here.
         """
         try:
-            now = self.clock()
-            if now - self._last_disk_check >= self._disk_check_interval:
-                self._last_disk_check = now
-                if self._disk_changed():
-                    if self.scheduler.running:
-                        self.scheduler.wake()
-                    else:
-                        self.reload_if_changed()
-            snapshot = self._snapshot
-            if self._is_fail_closed(now):
-                return self._fail_closed(snapshot)
-            return snapshot
+            self._check_disk()
         except Exception:
-            log.exception("reading the feed snapshot failed; serving the last one")
-            return self._snapshot
+            log.exception("checking the feed snapshot files failed")
+        snapshot = self._snapshot
+        try:
+            fail_closed = self._is_fail_closed(self.clock())
+        except Exception:
+            log.exception("checking the feed ages failed; failing closed")
+            return replace(snapshot, fail_closed=True)
+        return self._fail_closed(snapshot) if fail_closed else snapshot
+
+    def _check_disk(self) -> None:
+        now = self.clock()
+        if now - self._last_disk_check < self._disk_check_interval:
+            return
+        self._last_disk_check = now
+        if not self._disk_changed():
+            return
+        if self.scheduler.running:
+            self.scheduler.wake()
+        else:
+            self.reload_if_changed()
 
     def load_from_disk(self) -> None:
         """Load the last good snapshot of each feed, without any network."""
