@@ -279,3 +279,17 @@ def test_generation_continues_after_current_file_lost(
     names = [p.name for p in FeedStore(config.state_dir).history("ranges")]
     assert names[0] == "ranges.00000005.json"
     assert len(names) == 3
+
+
+def test_unwritable_state_dir_fails_with_storage(
+    api: SecurityAPI, make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    manager = FeedManager(make_config(state_dir=blocker))
+
+    outcome = manager.refresh()
+
+    assert outcome["ranges"].reason == "storage"
+    assert outcome["thumbprints"].reason == "storage"
+    manager.close()

@@ -281,17 +281,18 @@ class FeedManager:
                     )
                     self._save_attempts()
             except filelock.Timeout:
-                outcomes = tuple(
-                    self._fail(
-                        name,
-                        FeedUpdateError(
-                            "locked",
-                            f"another process held {self.store.directory}/"
-                            "refresh.lock for too long",
-                        ),
-                    )
-                    for name in FEED_NAMES
+                error = FeedUpdateError(
+                    "locked",
+                    f"another process held {self.store.directory}/refresh.lock"
+                    " for too long",
                 )
+                outcomes = tuple(self._fail(name, error) for name in FEED_NAMES)
+            except OSError as cause:
+                error = FeedUpdateError(
+                    "storage",
+                    f"locking {self.store.directory}/refresh.lock failed: {cause}",
+                )
+                outcomes = tuple(self._fail(name, error) for name in FEED_NAMES)
             if self._dirty:
                 self._swap()
             return RefreshOutcome(outcomes)
