@@ -151,6 +151,25 @@ def test_fail_closed_after_limit(
     assert not scheduled.snapshot().fail_closed
 
 
+def test_fail_closed_logs_error_hourly(
+    api: SecurityAPI,
+    scheduled: FeedManager,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    scheduled.refresh()
+    api.fail("both", "error")
+    clock.advance(72 * HOUR + 1)
+    caplog.set_level(logging.INFO, logger="hookbouncer.feeds")
+
+    scheduled.scheduler.run_pending()
+
+    closed = [r for r in caplog.records if getattr(r, "fail_closed", False)]
+    assert len(closed) == 2
+    assert closed[0].levelno == logging.ERROR
+    assert "checks fail until a refresh succeeds" in closed[0].getMessage()
+
+
 def test_health_before_any_list(scheduled: FeedManager) -> None:
     health = scheduled.health()
     assert not health.loaded

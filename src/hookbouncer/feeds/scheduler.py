@@ -157,7 +157,19 @@ class Scheduler:
         if not stale or now - self._last_stale_warning < STALE_WARNING_INTERVAL:
             return
         self._last_stale_warning = now
+        limit = self.feeds.fail_closed_after
         for name, age in stale.items():
+            if limit is not None and age > limit:
+                log.error(
+                    "%s feed list is %.1fh old, past feeds.fail_closed_after"
+                    " (%.1fh); source_ip and client_certificate checks fail"
+                    " until a refresh succeeds",
+                    name,
+                    age / 3600,
+                    limit / 3600,
+                    extra={"feed": name, "list_age": age, "fail_closed": True},
+                )
+                continue
             log.warning(
                 "%s feed list is %.1fh old, past feeds.stale_after (%.1fh);"
                 " still serving it",
