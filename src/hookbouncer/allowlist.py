@@ -1,22 +1,28 @@
 """An immutable set of IP prefixes with fast membership tests.
 
 The networks are merged, per family, into sorted disjoint intervals stored
-as one flat list of boundaries `[start0, end0 + 1, start1, end1 + 1, ...]`,
-each a big-endian byte string like `inet_pton` returns. An address is
-inside exactly when `bisect_right` puts it at an odd index, so a lookup is
-one C-level binary search with no conversion to int. Lists with many
-intervals also get an index by the first two address bytes, so the search
-only covers the boundaries that share them. The set is built once per
-feed version and never changes, so the feeds code can swap a whole
-`Allowlist` in one assignment.
+as one flat list of boundaries `[start0, end0 + 1, start1, end1 + 1, ...]`.
+An address is inside exactly when `bisect_right` puts it at an odd index,
+so a lookup is one C-level binary search.
 
-An empty allowlist contains nothing. Whether a route checks the source
-address at all is the policy's decision, never this module's.
+Two layouts keep lookups fast at every size. Short lists keep the
+boundaries as big-endian byte strings, which sort like the numbers and
+compare directly with `inet_pton` output. Long IPv4 lists (feeds with
+thousands of prefixes) keep them as integers in an `array`, with a second
+array indexing them by the top 16 address bits: the search then covers
+only the few boundaries in one /16, in contiguous memory, so the number of
+cache misses per lookup stays small however long the list is.
+
+The set is built once per feed version and never changes, so the feeds
+code can swap a whole `Allowlist` in one assignment. An empty allowlist
+contains nothing. Whether a route checks the source address at all is the
+policy's decision, never this module's.
 """
 
 from __future__ import annotations
 
 import socket
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -27,16 +33,17 @@ _MAPPED_PREFIX = bytes(10) + b"\xff\xff"  # the first 96 bits of ::ffff:0:0/96
 _MAPPED_NETWORK = IPv6Network("::ffff:0:0/96")
 _bisect = bisect_right
 _pton = socket.inet_pton
+_from_bytes = int.from_bytes
 _AF_INET = socket.AF_INET
 _AF_INET6 = socket.AF_INET6
-# Below this many boundaries a plain binary search is as fast as the index.
+# From this many IPv4 boundaries on, the indexed layout is faster.
 _INDEX_THRESHOLD = 4096
 
 
 class Allowlist:
     """Immutable set of IPv4 and IPv6 networks; test with `address in allowlist`."""
 
-    __slots__ = ("_count", "_v4", "_v4_index", "_v6", "_v6_index")
+    __slots__ = ("_count", "_v4", "_v4_indexed", "_v6")
 
     def __init__(self, networks: Iterable[IPv4Network | IPv6Network]) -> None:
         v4: list[tuple[int, int]] = []
@@ -56,10 +63,16 @@ class Allowlist:
             end = int(network.broadcast_address)
             (v4 if network.version == 4 else v6).append((start, end))
         self._count = count
-        self._v4 = _boundaries(v4, 4)
-        self._v6 = _boundaries(v6, 16)
-        self._v4_index = _prefix_index(self._v4)
-        self._v6_index = _prefix_index(self._v6)
+        self._v6 = [_pack(value, 16) for value in _boundaries(v6)]
+        numbers = _boundaries(v4)
+        # Exactly one IPv4 layout is filled: bytes for short lists, or
+        # integers with a /16 index for long ones.
+        self._v4: list[bytes] = []
+        self._v4_indexed: tuple[array[int], array[int]] | None = None
+        if len(numbers) < _INDEX_THRESHOLD:
+            self._v4 = [_pack(value, 4) for value in numbers]
+        else:
+            self._v4_indexed = (array("Q", numbers), _slash16_index(numbers))
 
     def __len__(self) -> int:
         """Return the number of networks given, before merging."""
@@ -71,7 +84,13 @@ class Allowlist:
     @property
     def interval_count(self) -> int:
         """Number of disjoint intervals left after merging."""
-        return (len(self._v4) + len(self._v6)) // 2
+        v4 = self._v4 if self._v4_indexed is None else self._v4_indexed[0]
+        return (len(v4) + len(self._v6)) // 2
+
+    @property
+    def indexed(self) -> bool:
+        """Whether IPv4 lookups use the /16 index."""
+        return self._v4_indexed is not None
 
     def __contains__(self, address: object) -> bool:
         """Test an address object or string; an invalid string raises.
@@ -81,19 +100,19 @@ class Allowlist:
         """
         if type(address) is str:
             # Fast path: inet_pton accepts a subset of what the strict
-            # parser accepts (no zone ids, no leading zeros), and its
-            # packed bytes sort like the numbers they encode. Whatever it
+            # parser accepts (no zone ids, no leading zeros). Whatever it
             # rejects goes to the strict parser, which raises or normalises.
+            # The IPv4 lookups are inlined because this is the hot path.
             try:
                 if ":" not in address:
                     packed = _pton(_AF_INET, address)
-                    index = self._v4_index
-                    if index is None:
+                    indexed = self._v4_indexed
+                    if indexed is None:
                         return _bisect(self._v4, packed) & 1 == 1
-                    key = packed[0] << 8 | packed[1]
-                    return (
-                        _bisect(self._v4, packed, index[key], index[key + 1]) & 1 == 1
-                    )
+                    numbers, index = indexed
+                    value = _from_bytes(packed, "big")
+                    key = value >> 16
+                    return _bisect(numbers, value, index[key], index[key + 1]) & 1 == 1
                 packed = _pton(_AF_INET6, address)
             except (OSError, ValueError):
                 return parse_address(address) in self
@@ -105,30 +124,24 @@ class Allowlist:
         return False
 
     def _contains_packed(self, packed: bytes) -> bool:
-        if len(packed) == 4:
-            boundaries, index = self._v4, self._v4_index
-        elif packed[:12] == _MAPPED_PREFIX:
+        if len(packed) == 16:
+            if packed[:12] != _MAPPED_PREFIX:
+                return _bisect(self._v6, packed) & 1 == 1
             packed = packed[12:]
-            boundaries, index = self._v4, self._v4_index
-        else:
-            boundaries, index = self._v6, self._v6_index
-        if index is None:
-            return _bisect(boundaries, packed) & 1 == 1
-        key = packed[0] << 8 | packed[1]
-        return _bisect(boundaries, packed, index[key], index[key + 1]) & 1 == 1
+        indexed = self._v4_indexed
+        if indexed is None:
+            return _bisect(self._v4, packed) & 1 == 1
+        numbers, index = indexed
+        value = _from_bytes(packed, "big")
+        key = value >> 16
+        return _bisect(numbers, value, index[key], index[key + 1]) & 1 == 1
 
     def __repr__(self) -> str:
         return f"<Allowlist {self._count} networks, {self.interval_count} intervals>"
 
 
-def _boundaries(intervals: list[tuple[int, int]], width: int) -> list[bytes]:
-    """Merge closed intervals and flatten them into half-open boundaries.
-
-    Boundaries are big-endian byte strings of `width` bytes, so they
-    compare like the numbers and like `inet_pton` output. The end of the
-    address space, which needs one more bit, becomes `width` 0xff bytes
-    plus one zero byte: longer than every address, so above all of them.
-    """
+def _boundaries(intervals: list[tuple[int, int]]) -> list[int]:
+    """Merge closed intervals and flatten them into half-open boundaries."""
     intervals.sort()
     merged: list[list[int]] = []
     for start, end in intervals:
@@ -136,25 +149,31 @@ def _boundaries(intervals: list[tuple[int, int]], width: int) -> list[bytes]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    top = (1 << (8 * width)) - 1
-    flat: list[bytes] = []
+    flat: list[int] = []
     for start, end in merged:
-        flat.append(start.to_bytes(width, "big"))
-        flat.append(
-            (end + 1).to_bytes(width, "big") if end < top else b"\xff" * width + b"\0"
-        )
+        flat.append(start)
+        flat.append(end + 1)
     return flat
 
 
-def _prefix_index(boundaries: list[bytes]) -> list[int] | None:
-    """Map each two-byte prefix k to the slice of boundaries that can hold it.
+def _pack(value: int, width: int) -> bytes:
+    """Encode a boundary as `width` big-endian bytes, like `inet_pton`.
 
-    `index[k]` counts the boundaries below prefix k (a two-byte string
-    sorts before every longer one it starts), so an address starting with
+    The end of the address space (2**(8 * width)) needs one more bit. It
+    becomes `width` 0xff bytes plus a zero byte, which sorts above every
+    `width`-byte address because it is longer and starts with all of them.
+    """
+    if value >> (8 * width):
+        return b"\xff" * width + b"\0"
+    return value.to_bytes(width, "big")
+
+
+def _slash16_index(numbers: list[int]) -> array[int]:
+    """Map each /16 prefix k to the boundaries that can contain its addresses.
+
+    `index[k]` counts the boundaries below `k << 16`, so an address in /16
     k lies between boundaries `index[k]` and `index[k + 1]`.
     """
-    if len(boundaries) < _INDEX_THRESHOLD:
-        return None
-    index = [bisect_left(boundaries, key.to_bytes(2, "big")) for key in range(65536)]
-    index.append(len(boundaries))
+    index = array("Q", (bisect_left(numbers, key << 16) for key in range(65536)))
+    index.append(len(numbers))
     return index

@@ -141,11 +141,12 @@ def test_large_allowlist_matches_pytricia(version: int) -> None:
     trie = pytricia.PyTricia(bits)
     networks = []
     for _ in range(5000):
-        prefix = rng.randint(8, bits)
+        prefix = rng.randint(16, bits)
         network = ip_network((rng.getrandbits(bits), prefix), strict=False)
         networks.append(network)
         trie[str(network)] = True
     allowlist = Allowlist(networks)
+    assert allowlist.indexed is (version == 4)
     probes = [ip_address(rng.getrandbits(bits)) for _ in range(3000)]
     for network in networks[:1000]:
         probes.append(network.network_address)
@@ -161,10 +162,14 @@ def test_large_allowlist_matches_pytricia(version: int) -> None:
 
 def test_large_allowlist_edges_of_space() -> None:
     networks = [ip_network("0.0.0.0/32"), ip_network("255.255.255.255/32")]
-    networks += [ip_network((i << 12, 20)) for i in range(1, 4000)]
+    networks += [ip_network((i << 13, 20)) for i in range(1, 4000)]
     allowlist = Allowlist(networks)
+    assert allowlist.indexed
     assert "0.0.0.0" in allowlist
     assert "0.0.0.1" not in allowlist
     assert "255.255.255.255" in allowlist
+    assert "::ffff:255.255.255.255" in allowlist
     assert "255.255.255.254" not in allowlist
-    assert "0.0.16.0" in allowlist
+    assert "0.0.32.0" in allowlist
+    assert ip_address("0.0.47.255") in allowlist
+    assert "0.0.48.0" not in allowlist

@@ -153,6 +153,33 @@ def test_allowlist_equals_naive_loop(
     assert (address in Allowlist(networks)) == naive
 
 
+# Disjoint /32s in 240.0.0.0/8, enough to switch IPv4 lookups to the
+# indexed layout, which small generated lists never reach.
+INDEX_PADDING = [IPv4Network((0xF0000000 + 2 * i, 32)) for i in range(2100)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(NETWORKS, st.lists(address_texts(), max_size=20))
+def test_indexed_allowlist_equals_naive_loop(
+    networks: list[IPv4Network | IPv6Network], texts: list[str]
+) -> None:
+    # A generated short prefix can merge the padding away; the lookups
+    # must agree either way.
+    allowlist = Allowlist([*networks, *INDEX_PADDING])
+    unmapped = [unmap_network(network) for network in networks]
+    for text in [*texts, "240.0.0.0", "240.0.0.1", "240.0.16.103", "255.255.255.255"]:
+        try:
+            address = parse_address(text)
+        except AddressError:
+            continue
+        expected = any(
+            address.version == network.version and address in network
+            for network in [*unmapped, *INDEX_PADDING]
+        )
+        assert (text in allowlist) == expected, text
+        assert (address in allowlist) == expected, text
+
+
 TRUSTED = Allowlist([IPv4Network("10.0.0.0/8")])
 
 
