@@ -116,7 +116,8 @@ def test_status_text_shows_last_error(
     assert "ranges: 3 in force (3 from the feed, 0 extra)" in out
     assert "thumbprints: 2 in force (2 from the feed, 0 extra)" in out
     assert "failed" in out
-    assert "last error:   the thumbprints feed list is empty" in out
+    assert "the thumbprints feed list is empty" in out
+    assert "last error:   20" in out
     assert "health: ok" in out
     assert "inbox:" in out
 
@@ -145,3 +146,21 @@ def test_status_shows_inbox_counts(
     assert "error" not in inbox
     assert inbox["pending"] == 0
     assert inbox["accepted"] == 0
+
+
+def test_status_keeps_last_error_after_success(
+    api: SecurityAPI, config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["sync", "--config", str(config_path)])
+    api.fail("ranges", "glued")
+    main(["sync", "--config", str(config_path)])
+    api.recover()
+    main(["sync", "--config", str(config_path)])
+    capsys.readouterr()
+
+    main(["status", "--config", str(config_path), "--json"])
+
+    ranges = json.loads(capsys.readouterr().out)["feeds"]["ranges"]
+    assert ranges["last_outcome"] == "not_modified"
+    assert "not one JSON document" in ranges["last_error"]
+    assert ranges["last_error_at"] <= ranges["last_attempt_at"]

@@ -90,7 +90,8 @@ def describe_feed(state: FeedState) -> list[str]:
             f"  last refresh: {_when(state.last_attempt_at)} {state.last_outcome}"
         )
     if state.last_error:
-        lines.append(f"  last error:   {state.last_error}")
+        when = "" if state.last_error_at is None else _when(state.last_error_at) + " "
+        lines.append(f"  last error:   {when}{state.last_error}")
     return lines
 
 

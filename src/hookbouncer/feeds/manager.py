@@ -68,11 +68,39 @@ class _Loaded:
     values: tuple[Any, ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Attempt:
+    """The last refresh attempt of one feed and the last error it had.
+
+    `last_error` stays after later successes, so `status` can show what
+    went wrong most recently and when.
+    """
+
     at: float | None = None
     outcome: Outcome | None = None
-    error: str | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last_attempt_at": self.at,
+            "last_outcome": self.outcome,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> _Attempt:
+        """Read a status.json entry, ignoring fields of the wrong type."""
+        if not isinstance(value, dict):
+            return cls()
+        outcome = value.get("last_outcome")
+        return cls(
+            at=_optional_number(value.get("last_attempt_at")),
+            outcome=outcome if outcome in get_args(Outcome) else None,
+            last_error=_optional_text(value.get("last_error")),
+            last_error_at=_optional_number(value.get("last_error_at")),
+        )
 
 
 class FeedManager:
@@ -416,16 +444,24 @@ class FeedManager:
         )
 
     def _record(self, name: FeedName, outcome: Outcome, error: str | None) -> None:
-        self._attempts[name] = _Attempt(self.clock(), outcome, error)
+        previous = self._last_attempt(name, self.store.read_status())
+        now = self.clock()
+        if error is None:
+            self._attempts[name] = replace(previous, at=now, outcome=outcome)
+        else:
+            self._attempts[name] = _Attempt(now, outcome, error, now)
+
+    def _last_attempt(self, name: FeedName, saved: dict[str, Any]) -> _Attempt:
+        """Return the newer of this process's attempt and the saved one."""
+        mine = self._attempts[name]
+        theirs = _Attempt.from_json(saved.get(name))
+        if theirs.at is not None and (mine.at is None or theirs.at > mine.at):
+            return theirs
+        return mine
 
     def _save_attempts(self) -> None:
         status: dict[str, Any] = {
-            name: {
-                "last_attempt_at": attempt.at,
-                "last_outcome": attempt.outcome,
-                "last_error": attempt.error,
-            }
-            for name, attempt in self._attempts.items()
+            name: attempt.to_json() for name, attempt in self._attempts.items()
         }
         try:
             self.store.write_status(status)
@@ -545,19 +581,14 @@ class FeedManager:
         """Return ages, counts by source and the last refresh of each feed."""
         now = self.clock()
         saved = self.store.read_status()
-        states = {name: self._state(name, now, saved.get(name)) for name in FEED_NAMES}
+        states = {
+            name: self._state(name, now, self._last_attempt(name, saved))
+            for name in FEED_NAMES
+        }
         return FeedStatus(ranges=states["ranges"], thumbprints=states["thumbprints"])
 
-    def _state(self, name: FeedName, now: float, saved: Any) -> FeedState:
+    def _state(self, name: FeedName, now: float, attempt: _Attempt) -> FeedState:
         loaded = self._lists[name]
-        attempt = self._attempts[name]
-        if attempt.at is None and isinstance(saved, dict):
-            outcome = saved.get("last_outcome")
-            attempt = _Attempt(
-                saved.get("last_attempt_at"),
-                outcome if outcome in get_args(Outcome) else None,
-                saved.get("last_error"),
-            )
         extras = len(self._extra_networks if name == "ranges" else self._extra_pins)
         stored = loaded.stored if loaded is not None else None
         age = None if stored is None else now - stored.fetched_at
@@ -580,7 +611,8 @@ class FeedManager:
             etag=stored.etag if stored else None,
             last_attempt_at=attempt.at,
             last_outcome=attempt.outcome,
-            last_error=attempt.error,
+            last_error=attempt.last_error,
+            last_error_at=attempt.last_error_at,
             stale=age is not None and age > self.feeds.stale_after,
             fail_closed=age is not None and limit is not None and age > limit,
         )
@@ -635,3 +667,13 @@ def _check_extra(
         raise ConfigError(
             f"{config.source}: {key} contains {entry!r}, which is invalid: {message}"
         ) from None
+
+
+def _optional_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

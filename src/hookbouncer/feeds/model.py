@@ -107,6 +107,7 @@ class FeedState:
     last_attempt_at: float | None
     last_outcome: Outcome | None
     last_error: str | None
+    last_error_at: float | None
     stale: bool
     fail_closed: bool
 
