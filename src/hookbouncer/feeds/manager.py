@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, get_args
+from typing import Any
 
 import filelock
 import httpx
@@ -31,6 +31,8 @@ from hookbouncer.certificates import PinSet
 from hookbouncer.config import Config
 from hookbouncer.errors import ConfigError
 from hookbouncer.feeds import history
+from hookbouncer.feeds.attempts import Attempt
+from hookbouncer.feeds.extras import extra_networks, extra_thumbprints
 from hookbouncer.feeds.fetch import Fetcher, Validators, build_client, ssl_context
 from hookbouncer.feeds.login import TokenSource
 from hookbouncer.feeds.model import (
@@ -68,41 +70,6 @@ class _Loaded:
     values: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class _Attempt:
-    """The last refresh attempt of one feed and the last error it had.
-
-    `last_error` stays after later successes, so `status` can show what
-    went wrong most recently and when.
-    """
-
-    at: float | None = None
-    outcome: Outcome | None = None
-    last_error: str | None = None
-    last_error_at: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "last_attempt_at": self.at,
-            "last_outcome": self.outcome,
-            "last_error": self.last_error,
-            "last_error_at": self.last_error_at,
-        }
-
-    @classmethod
-    def from_json(cls, value: Any) -> _Attempt:
-        """Read a status.json entry, ignoring fields of the wrong type."""
-        if not isinstance(value, dict):
-            return cls()
-        outcome = value.get("last_outcome")
-        return cls(
-            at=_optional_number(value.get("last_attempt_at")),
-            outcome=outcome if outcome in get_args(Outcome) else None,
-            last_error=_optional_text(value.get("last_error")),
-            last_error_at=_optional_number(value.get("last_error_at")),
-        )
-
-
 class FeedManager:
     """Keep both feed lists current and serve them as a `TrustSnapshot`."""
 
@@ -128,8 +95,8 @@ class FeedManager:
         self.store = FeedStore(config.state_dir)
 
         # Configuration problems stop startup here, before anything serves.
-        self._extra_networks = _extra_networks(config)
-        self._extra_pins = _extra_thumbprints(config)
+        self._extra_networks = extra_networks(config)
+        self._extra_pins = extra_thumbprints(config)
         try:
             self._ssl_context = ssl_context(self.feeds)
         except (OSError, ssl.SSLError) as error:
@@ -142,7 +109,7 @@ class FeedManager:
         self._signatures: dict[FeedName, FileSignature | None] = dict.fromkeys(
             FEED_NAMES
         )
-        self._attempts = {name: _Attempt() for name in FEED_NAMES}
+        self._attempts = {name: Attempt() for name in FEED_NAMES}
 
         self._refresh_lock = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -449,12 +416,12 @@ class FeedManager:
         if error is None:
             self._attempts[name] = replace(previous, at=now, outcome=outcome)
         else:
-            self._attempts[name] = _Attempt(now, outcome, error, now)
+            self._attempts[name] = Attempt(now, outcome, error, now)
 
-    def _last_attempt(self, name: FeedName, saved: dict[str, Any]) -> _Attempt:
+    def _last_attempt(self, name: FeedName, saved: dict[str, Any]) -> Attempt:
         """Return the newer of this process's attempt and the saved one."""
         mine = self._attempts[name]
-        theirs = _Attempt.from_json(saved.get(name))
+        theirs = Attempt.from_json(saved.get(name))
         if theirs.at is not None and (mine.at is None or theirs.at > mine.at):
             return theirs
         return mine
@@ -587,7 +554,7 @@ class FeedManager:
         }
         return FeedStatus(ranges=states["ranges"], thumbprints=states["thumbprints"])
 
-    def _state(self, name: FeedName, now: float, attempt: _Attempt) -> FeedState:
+    def _state(self, name: FeedName, now: float, attempt: Attempt) -> FeedState:
         loaded = self._lists[name]
         extras = len(self._extra_networks if name == "ranges" else self._extra_pins)
         stored = loaded.stored if loaded is not None else None
@@ -635,45 +602,3 @@ class FeedManager:
         atomically.
         """
         self.scheduler.stop(timeout)
-
-
-def _extra_networks(config: Config) -> tuple[IPNetwork, ...]:
-    feeds = config.feeds
-    for entry in feeds.extra_ranges:
-        _check_extra(config, "feeds.extra_ranges", entry, parse_networks, feeds)
-    return parse_networks(
-        feeds.extra_ranges, feeds.min_prefix_ipv4, feeds.min_prefix_ipv6
-    )
-
-
-def _extra_thumbprints(config: Config) -> tuple[str, ...]:
-    for entry in config.feeds.extra_thumbprints:
-        _check_extra(
-            config, "feeds.extra_thumbprints", entry, normalize_thumbprints, None
-        )
-    return normalize_thumbprints(config.feeds.extra_thumbprints)
-
-
-def _check_extra(
-    config: Config, key: str, entry: str, check: Callable[..., Any], feeds: Any
-) -> None:
-    try:
-        if feeds is None:
-            check([entry])
-        else:
-            check([entry], feeds.min_prefix_ipv4, feeds.min_prefix_ipv6)
-    except ValueError as error:
-        message = str(error).removesuffix(" (position 0 in the list)")
-        raise ConfigError(
-            f"{config.source}: {key} contains {entry!r}, which is invalid: {message}"
-        ) from None
-
-
-def _optional_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _optional_text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
