@@ -2,7 +2,8 @@
 
 Two layers that read the same JSON differently are a way around any check,
 so the body is read once, strictly: UTF-8 only, one top-level object, no
-duplicate key at any depth, no NaN or Infinity, bounded size and nesting.
+duplicate key at any depth, no NaN or Infinity (also not as an overflowing
+number such as 1e400), bounded size and nesting.
 Anything else raises `MalformedBody` (400). A missing `developerPayload`
 is not malformed: it is a failed check, decided by the policy.
 
@@ -16,6 +17,7 @@ The same pass measures the nesting depth.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -32,6 +34,14 @@ _NOT_STRUCTURAL = bytes(byte for byte in range(256) if byte not in b'"[]{}:')
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    # json.loads turns 1e400 into inf, which other parsers reject.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
 
 
 def parse_body(
@@ -56,7 +66,10 @@ def parse_body(
 
     try:
         document = json.loads(
-            text, object_hook=count_keys, parse_constant=_reject_constant
+            text,
+            object_hook=count_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and integers longer than

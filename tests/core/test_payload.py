@@ -38,6 +38,8 @@ def test_developer_payload(body: bytes, expected: str | None) -> None:
         (b'{"a": NaN}', "invalid_json"),
         (b'{"a": Infinity}', "invalid_json"),
         (b'{"a": -Infinity}', "invalid_json"),
+        (b'{"a": 1e400}', "invalid_json"),
+        (b'{"a": [-1.5e309]}', "invalid_json"),
         (b"{'a': 1}", "invalid_json"),
         (b'{"a": 1,}', "invalid_json"),
         (b'{"a": "\x01"}', "invalid_json"),
