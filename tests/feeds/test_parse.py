@@ -7,6 +7,8 @@ from ipaddress import ip_network
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hookbouncer.feeds.model import FeedUpdateError
 from hookbouncer.feeds.parse import (
@@ -165,3 +167,29 @@ def test_describe_does_not_echo_values() -> None:
 
 def test_preview_replaces_unprintable_bytes() -> None:
     assert preview(b"ab\ncd\x00\xff") == "ab?cd??"
+
+
+@given(raw=st.binary(max_size=300))
+def test_parse_arbitrary_bytes_only_raises_feed_error(raw: bytes) -> None:
+    try:
+        parse_ranges(raw)
+        parse_thumbprints(raw)
+    except FeedUpdateError:
+        pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(document=json_values)
+def test_parse_arbitrary_json_only_raises_feed_error(document: object) -> None:
+    raw = json.dumps(document).encode()
+    for parse in (parse_ranges, parse_thumbprints):
+        try:
+            parse(raw)
+        except FeedUpdateError as error:
+            assert error.reason in {"shape", "empty", "invalid_entry", "not_json"}

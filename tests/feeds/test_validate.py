@@ -225,3 +225,18 @@ def test_parse_network_stricter_than_ipaddress(text: str) -> None:
     except ValueError:
         return
     assert network == _reference(text.strip(), 1, 1)
+
+
+@given(
+    digest=st.sampled_from([20, 32]).flatmap(
+        lambda n: st.binary(min_size=n, max_size=n)
+    ),
+    separator=st.sampled_from(["", ":", " "]),
+    upper=st.booleans(),
+)
+def test_normalize_thumbprint_round_trips(
+    digest: bytes, separator: str, upper: bool
+) -> None:
+    hex_digits = digest.hex()
+    text = separator.join(hex_digits[i : i + 2] for i in range(0, len(hex_digits), 2))
+    assert normalize_thumbprint(text.upper() if upper else text) == hex_digits
