@@ -293,3 +293,29 @@ def test_unwritable_state_dir_fails_with_storage(
     assert outcome["ranges"].reason == "storage"
     assert outcome["thumbprints"].reason == "storage"
     manager.close()
+
+
+def test_missing_current_file_falls_back_to_history(
+    api: SecurityAPI, make_config: Callable[..., Config]
+) -> None:
+    config = make_config()
+    FeedManager(config).refresh()
+    (config.state_dir / "feeds" / "ranges.json").unlink()
+
+    manager = FeedManager(config)
+    manager.load_from_disk()
+
+    assert "192.0.2.1" in manager.snapshot().allowlist
+
+
+def test_deeply_nested_file_is_damage_not_crash(
+    api: SecurityAPI, make_config: Callable[..., Config]
+) -> None:
+    config = make_config()
+    FeedManager(config).refresh()
+    (config.state_dir / "feeds" / "ranges.json").write_text("[" * 100_000)
+
+    manager = FeedManager(config)
+    manager.load_from_disk()
+
+    assert "192.0.2.1" in manager.snapshot().allowlist

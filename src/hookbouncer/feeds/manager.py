@@ -203,7 +203,9 @@ class FeedManager:
         self._signatures[name] = signature
         try:
             stored = self.store.read(name)
-        except (OSError, ValueError) as error:
+        except Exception as error:
+            # Any failure to read a file this code wrote means damage, such
+            # as a partial copy, a full disk or a hand edit.
             log.error(
                 "the stored %s feed in %s is damaged (%s); keeping the list in force",
                 name,
@@ -211,7 +213,9 @@ class FeedManager:
                 error,
                 extra={"feed": name},
             )
-            stored = self._newest_history(name) if self._lists[name] is None else None
+            stored = None
+        if stored is None and self._lists[name] is None:
+            stored = self._newest_history(name)
         if stored is None:
             return False
         current = self._lists[name]
@@ -237,7 +241,8 @@ class FeedManager:
         for path in self.store.history(name):
             try:
                 stored = StoredFeed.from_json(path.read_bytes())
-            except (OSError, ValueError):
+            except Exception as error:
+                log.warning("skipping damaged history file %s (%s)", path, error)
                 continue
             if stored.feed == name:
                 log.warning(
