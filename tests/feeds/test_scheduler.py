@@ -245,3 +245,17 @@ def test_health_ignores_lists_no_route_checks(
     assert health.loaded
     assert health.ready
     assert health.detail == ()
+
+
+def test_refresh_exception_backs_off(
+    scheduled: FeedManager, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(scheduled, "refresh", broken)
+
+    with pytest.raises(RuntimeError):
+        scheduled.scheduler.run_pending()
+    assert scheduled.scheduler.due_at() == clock.now + 300
+    assert scheduled.scheduler.run_pending() is None

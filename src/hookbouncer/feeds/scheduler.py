@@ -82,15 +82,24 @@ class Scheduler:
             self._early_requested = False
         if not early and now < self.due_at():
             return None
-        outcome = manager.refresh()
+        try:
+            outcome = manager.refresh()
+        except BaseException:
+            # Back off as for a failed refresh, so a bug cannot turn into
+            # a refresh every poll interval.
+            self._record_failure()
+            raise
         if outcome.ok:
             self._failures = 0
             self._last_failure_at = None
         else:
-            self._failures += 1
-            self._last_failure_at = manager.clock()
+            self._record_failure()
         self._jitter = self._draw_jitter()
         return outcome
+
+    def _record_failure(self) -> None:
+        self._failures += 1
+        self._last_failure_at = self.manager.clock()
 
     def request_early(self) -> bool:
         """Schedule a refresh now unless one was requested too recently."""
