@@ -341,9 +341,9 @@ class Verifier:
         context: str | None = None
         try:
             document = parse_body(body, max_bytes=self._config.server.max_body_bytes)
-            payload = (
-                developer_payload(document) if "developer_payload" in checks else None
-            )
+            # A non-string developerPayload is malformed on every route,
+            # checked or not, so the application never receives one.
+            payload = developer_payload(document)
         except MalformedBody:
             if verdict.passed:
                 raise

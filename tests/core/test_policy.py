@@ -378,6 +378,19 @@ def test_malformed_body_is_400(certificate_der: bytes, body: bytes) -> None:
     assert caught.value.status == 400
 
 
+def test_non_string_payload_400_without_check(
+    certificate_der: bytes, ring: KeyRing
+) -> None:
+    config = make_config(routes={"status": RouteConfig(("source_ip",))})
+    verifier = verifier_for(config, snapshot_for(certificate_der), ring)
+    with pytest.raises(MalformedBody):
+        verifier.verify(
+            STATUS_ROUTE,
+            ConnectionFacts(SENDER, [], None),
+            b'{"developerPayload": {"x": 1}}',
+        )
+
+
 def test_malformed_body_after_failed_connection_is_403(
     certificate_der: bytes, ring: KeyRing
 ) -> None:
