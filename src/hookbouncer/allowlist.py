@@ -9,9 +9,9 @@ Two layouts keep lookups fast at every size. Short lists keep the
 boundaries as big-endian byte strings, which sort like the numbers and
 compare directly with `inet_pton` output. Long IPv4 lists (feeds with
 thousands of prefixes) keep them as integers in an `array`, with a second
-array indexing them by the top 16 address bits: the search then covers
-only the few boundaries in one /16, in contiguous memory, so the number of
-cache misses per lookup stays small however long the list is.
+array indexing them by the top 16 address bits. The search then covers
+only the few boundaries in one /16, in contiguous memory, so a lookup
+costs few cache misses however long the list is.
 
 The set is built once per feed version and never changes, so the feeds
 code can swap a whole `Allowlist` in one assignment. An empty allowlist

@@ -1,9 +1,9 @@
 """Strict reading of a webhook body and its `developerPayload`.
 
 Two layers that read the same JSON differently are a way around any check,
-so the body is read once, strictly: UTF-8 only, one top-level object, no
-duplicate key at any depth, no NaN or Infinity (also not as an overflowing
-number such as 1e400), bounded size and nesting.
+so the body is read once and strictly. It must be UTF-8 and one top-level
+object, with no duplicate key at any depth, no NaN or Infinity (also not
+as an overflowing number such as 1e400), and bounded size and nesting.
 Anything else raises `MalformedBody` (400). A missing `developerPayload`
 is not malformed: it is a failed check, decided by the policy.
 

@@ -166,7 +166,7 @@ def check_startup(
 ) -> None:
     """Raise `ConfigError` if a configured check cannot work.
 
-    `tls` tells whether the listener receives the TLS client certificate,
+    `tls` is whether the listener receives the TLS client certificate,
     and defaults to `server.mode == "tls"`. Framework middleware behind
     another server passes its own value. The config loader already checked the
     gateway's own listener.
