@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from twisted.internet import reactor as installed_reactor
 from twisted.internet.threads import blockingCallFromThread
 
@@ -120,6 +121,13 @@ def start_gateway(
     for running in started:
         blockingCallFromThread(running_reactor, running.gateway.stop, 1.0)
         running.inbox.close()
+
+
+def tls_connections() -> float:
+    value = REGISTRY.get_sample_value(
+        "hookbouncer_connections_total", {"listener": "tls"}
+    )
+    return value or 0.0
 
 
 def webhook_request(pki: PKI, scan_id: str, extra: bytes = b"") -> bytes:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from hookbouncer.gateway.http import ConnectionInfo, RequestHead, Response
+from hookbouncer.gateway.pool import WorkerPool
 
 log = logging.getLogger("hookbouncer.gateway")
 
@@ -62,9 +62,7 @@ class AdminExchange:
 
     def finish(self, body: bytes) -> defer.Deferred[Response]:
         app = self.application
-        deferred: defer.Deferred[Response] = threads.deferToThreadPool(
-            app.reactor,  # type: ignore[arg-type]
-            app.pool,
+        deferred: defer.Deferred[Response] = app.pool.run(
             app.render,
             self.path,
         )
@@ -86,7 +84,7 @@ class AdminApplication:
     def __init__(
         self,
         readiness: Callable[[], Readiness],
-        pool: ThreadPool,
+        pool: WorkerPool,
         reactor: object,
     ) -> None:
         self.readiness = readiness

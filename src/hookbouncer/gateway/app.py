@@ -29,14 +29,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from hookbouncer.config import Config
 from hookbouncer.errors import InboxUnavailable, RequestError
 from hookbouncer.gateway import metrics
 from hookbouncer.gateway.http import ConnectionInfo, RequestHead, Response
+from hookbouncer.gateway.pool import WorkerPool
 from hookbouncer.inbox import AcceptedWebhook, Inbox, Rejection, safe_headers
 from hookbouncer.policy import ConnectionFacts, Reason, Verdict, Verifier
 from hookbouncer.routes import MethodNotAllowed, RouteMatch, match_route
@@ -97,7 +97,7 @@ class WebhookApplication:
         config: Config,
         verifier: Verifier,
         inbox: Inbox,
-        pool: ThreadPool,
+        pool: WorkerPool,
         reactor: object,
         request_early_refresh: Callable[[], object],
         on_accepted: Callable[[], object] = lambda: None,
@@ -235,7 +235,7 @@ class WebhookApplication:
                 metrics.REJECTIONS_DROPPED.inc()
                 return
             self.pending_rejections += 1
-        self.pool.callInThread(self._record_rejection, rejection)
+        self.pool.call(self._record_rejection, rejection)
 
     def _record_rejection(self, rejection: Rejection) -> None:
         try:
@@ -324,9 +324,7 @@ class Exchange:
 
     def finish(self, body: bytes) -> defer.Deferred[Response]:
         app = self.application
-        deferred: defer.Deferred[Outcome] = threads.deferToThreadPool(
-            app.reactor,  # type: ignore[arg-type]
-            app.pool,
+        deferred: defer.Deferred[Outcome] = app.pool.run(
             app.decide_and_record,
             self.route,
             self.verdict,

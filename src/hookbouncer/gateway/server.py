@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import defer, task
-from twisted.python.threadpool import ThreadPool
 
 from hookbouncer.config import Config
 from hookbouncer.gateway import metrics
@@ -27,6 +26,7 @@ from hookbouncer.gateway.admin import AdminApplication, Readiness
 from hookbouncer.gateway.app import WebhookApplication
 from hookbouncer.gateway.http import HTTPProtocol, Limits
 from hookbouncer.gateway.listeners import HTTPFactory, bind, bound_address, listen
+from hookbouncer.gateway.pool import WorkerPool
 from hookbouncer.gateway.tls import ServerConnectionCreator, build_context
 from hookbouncer.inbox import Inbox
 from hookbouncer.policy import Verifier
@@ -57,7 +57,7 @@ class Gateway:
     ) -> None:
         self.config = config
         self.reactor = reactor
-        self.pool = ThreadPool(minthreads=2, maxthreads=POOL_THREADS, name="gateway")
+        self.pool = WorkerPool(reactor, POOL_THREADS)
         server = config.server
         self.limits = Limits(
             max_body_bytes=server.max_body_bytes,
@@ -110,7 +110,6 @@ class Gateway:
         parent of worker processes); other entries are bound here. With
         `admin` False the admin listener is left to another process.
         """
-        self.pool.start()
         server = self.config.server
         scheme = "https" if self.tls is not None else "http"
         for address in server.listen:
