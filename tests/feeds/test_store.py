@@ -319,3 +319,49 @@ def test_deeply_nested_file_is_damage_not_crash(
     manager.load_from_disk()
 
     assert "192.0.2.1" in manager.snapshot().allowlist
+
+
+def test_plain_text_exports_include_extras(
+    api: SecurityAPI, make_config: Callable[..., Config]
+) -> None:
+    config = make_config(
+        extra_ranges=("203.0.113.0/24",), extra_thumbprints=("C" * 40,)
+    )
+    manager = FeedManager(config)
+    manager.refresh()
+
+    ranges = (config.state_dir / "feeds" / "ranges.txt").read_text()
+    pins = (config.state_dir / "feeds" / "thumbprints.txt").read_text()
+
+    assert ranges == "".join(f"{entry}\n" for entry in [*RANGES, "203.0.113.0/24"])
+    assert pins.splitlines() == ["a" * 40, "b" * 64, "c" * 40]
+    assert pins.endswith("\n")
+    manager.close()
+
+
+def test_failed_refresh_leaves_exports_alone(
+    api: SecurityAPI, make_config: Callable[..., Config]
+) -> None:
+    config = make_config()
+    manager = FeedManager(config)
+    manager.refresh()
+    export = config.state_dir / "feeds" / "ranges.txt"
+    before = export.stat().st_mtime_ns
+    api.fail("ranges", "empty")
+
+    manager.refresh()
+
+    assert export.stat().st_mtime_ns == before
+    assert export.read_text().splitlines() == RANGES
+    manager.close()
+
+
+def test_no_export_without_any_list(
+    api: SecurityAPI, make_config: Callable[..., Config]
+) -> None:
+    config = make_config()
+    api.fail("both", "html")
+    manager = FeedManager(config)
+    manager.refresh()
+    assert not (config.state_dir / "feeds" / "ranges.txt").exists()
+    manager.close()

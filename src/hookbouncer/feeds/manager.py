@@ -51,7 +51,6 @@ from hookbouncer.feeds.parse import parse_ranges, parse_thumbprints
 from hookbouncer.feeds.scheduler import Scheduler
 from hookbouncer.feeds.store import FeedStore, FileSignature, StoredFeed
 from hookbouncer.feeds.validate import (
-    IPNetwork,
     normalize_thumbprints,
     parse_networks,
 )
@@ -280,6 +279,7 @@ class FeedManager:
                         for name in FEED_NAMES
                     )
                     self._save_attempts()
+                    self._write_exports()
             except filelock.Timeout:
                 error = FeedUpdateError(
                     "locked",
@@ -440,6 +440,40 @@ class FeedManager:
         except OSError as error:
             log.warning("could not write %s: %s", self.store.status_path, error)
 
+    def _write_exports(self) -> None:
+        """Write the plain-text lists that edge proxies read."""
+        exports: dict[FeedName, tuple[str, ...]] = {
+            "ranges": tuple(str(network) for network in self._served("ranges")),
+            "thumbprints": tuple(self._served("thumbprints")),
+        }
+        for name, entries in exports.items():
+            if not entries:
+                # An empty file would read as "allow nobody" or, to a
+                # careless consumer, as "no list"; keep the last one.
+                continue
+            try:
+                if self.store.write_export(name, entries):
+                    log.info(
+                        "wrote %s with %d entries",
+                        self.store.export_path(name),
+                        len(entries),
+                        extra={"feed": name, "count": len(entries)},
+                    )
+            except OSError as error:
+                log.error(
+                    "writing %s failed: %s",
+                    self.store.export_path(name),
+                    error,
+                    extra={"feed": name},
+                )
+
+    def _served(self, name: FeedName) -> tuple[Any, ...]:
+        """Return the feed values plus the extras, without duplicates."""
+        loaded = self._lists[name]
+        feed_values = loaded.values if loaded is not None else ()
+        extras = self._extra_networks if name == "ranges" else self._extra_pins
+        return tuple(dict.fromkeys((*feed_values, *extras)))
+
     def _url(self, name: FeedName) -> str:
         path = self.feeds.ips_path if name == "ranges" else self.feeds.certificates_path
         return self.feeds.api_base + path
@@ -480,17 +514,11 @@ class FeedManager:
         self._fail_closed_snapshot = None
 
     def _build_snapshot(self) -> TrustSnapshot:
-        ranges = self._lists.get("ranges")
-        pins = self._lists.get("thumbprints")
-        networks: list[IPNetwork] = list(self._extra_networks)
-        thumbprints: list[str] = list(self._extra_pins)
-        if ranges is not None:
-            networks = list(ranges.values) + networks
-        if pins is not None:
-            thumbprints = list(pins.values) + thumbprints
+        networks = self._served("ranges")
+        thumbprints = self._served("thumbprints")
         return TrustSnapshot(
-            allowlist=Allowlist(dict.fromkeys(networks)),
-            pins=PinSet(dict.fromkeys(thumbprints)),
+            allowlist=Allowlist(networks),
+            pins=PinSet(thumbprints),
             ranges_loaded=bool(networks),
             pins_loaded=bool(thumbprints),
             fail_closed=False,

@@ -5,6 +5,8 @@ Layout under `state_dir/feeds`:
 - `ranges.json`, `thumbprints.json`: the list in force with its metadata.
 - `history/ranges.00000007.json`: the last `feeds.history` accepted
   versions, each with the entries added and removed by it.
+- `ranges.txt`, `thumbprints.txt`: the lists in force including the
+  configured extras, one entry per line, for edge proxies.
 - `status.json`: the last refresh attempt of each feed, for `status`.
 - `refresh.lock`: held by the one process that is fetching.
 - `login-token.json`: the cached login token (mode 0600), if any.
@@ -173,6 +175,25 @@ class FeedStore:
             for old in self.history(stored.feed)[keep:]:
                 old.unlink(missing_ok=True)
         atomic_write(self.path(stored.feed), data)
+
+    def export_path(self, feed: FeedName) -> Path:
+        return self.directory / f"{feed}.txt"
+
+    def write_export(self, feed: FeedName, entries: tuple[str, ...]) -> bool:
+        """Write `{feed}.txt`, one entry per line; True if it changed.
+
+        Every line, the last one included, ends in a newline, so two
+        exports concatenated by a careless script never merge two lines.
+        """
+        data = "".join(f"{entry}\n" for entry in entries).encode("ascii")
+        path = self.export_path(feed)
+        try:
+            if path.read_bytes() == data:
+                return False
+        except FileNotFoundError:
+            pass
+        atomic_write(path, data)
+        return True
 
     def read_status(self) -> dict[str, Any]:
         try:
