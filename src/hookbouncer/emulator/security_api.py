@@ -41,6 +41,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -76,6 +77,7 @@ PATHS: dict[Feed, str] = {
 }
 LOGIN_PATH = "/v3/account/login/api"
 HANG_LIMIT = 120.0
+REQUEST_LOG_SIZE = 10_000
 
 CHALLENGE_PAGE = (
     b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
@@ -116,7 +118,9 @@ class SecurityAPI:
         self.etags = True
         self.slow_delay = 0.2
         self.token_lifetime = timedelta(hours=48)
-        self.requests: list[RecordedRequest] = []
+        # The newest requests, bounded so a long `hookbouncer emulate` run
+        # does not grow without limit.
+        self.requests: deque[RecordedRequest] = deque(maxlen=REQUEST_LOG_SIZE)
         self._feeds: dict[Feed, _FeedState] = {
             "ranges": _FeedState(),
             "thumbprints": _FeedState(),
