@@ -88,6 +88,12 @@ _ADDRESS_REASONS = {
 _REFRESH_REASONS = {Reason.NOT_IN_ALLOWLIST, Reason.CERTIFICATE_NOT_PINNED}
 
 
+def _only_list_misses(failures: tuple[Failure, ...]) -> bool:
+    return bool(failures) and all(
+        failure.reason in _REFRESH_REASONS for failure in failures
+    )
+
+
 @dataclass(frozen=True)
 class Failure:
     """One failed check (or warning) with its reason."""
@@ -126,6 +132,11 @@ class Verdict:
     def passed(self) -> bool:
         return not self.failures
 
+    @property
+    def needs_feed_refresh(self) -> bool:
+        """Whether a newer feed could fix every failure, as on `Decision`."""
+        return _only_list_misses(self.failures)
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -156,9 +167,7 @@ class Decision:
 
     @property
     def needs_feed_refresh(self) -> bool:
-        return bool(self.failures) and all(
-            failure.reason in _REFRESH_REASONS for failure in self.failures
-        )
+        return _only_list_misses(self.failures)
 
 
 def check_startup(

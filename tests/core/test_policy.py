@@ -198,6 +198,8 @@ def test_certificate_not_pinned_requests_refresh(
         make_config(routes=CERT_ONLY), snapshot_for(certificate_der), ring
     )
     facts = ConnectionFacts(SENDER, [], other_certificate_der)
+    verdict = verifier.check_connection(STATUS_ROUTE, facts)
+    assert verdict.needs_feed_refresh
     decision = verifier.verify(STATUS_ROUTE, facts, body_with(None))
     assert reasons(decision) == {Reason.CERTIFICATE_NOT_PINNED}
     assert decision.status == 403
