@@ -12,10 +12,11 @@ backoff and jitter. The caller validates the body.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -53,11 +54,20 @@ def build_client(
     feeds: FeedsConfig,
     context: ssl.SSLContext,
     transport: httpx.BaseTransport | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> httpx.Client:
-    """Create the HTTPS client with the given TLS context, timeouts and hooks."""
+    """Create the HTTPS client with the given TLS context, timeouts and hooks.
+
+    The client ignores the environment (`trust_env=False`), so `.netrc`
+    credentials and `SSL_CERT_FILE` never change what is trusted, except
+    that an `HTTPS_PROXY` URL is used as the proxy. The TLS session runs
+    through the proxy's tunnel and is verified as usual.
+    """
+    proxy = environ.get("HTTPS_PROXY") or environ.get("https_proxy") or None
     return httpx.Client(
         verify=context,
         transport=transport,
+        proxy=proxy,
         timeout=httpx.Timeout(
             connect=feeds.connect_timeout,
             read=feeds.read_timeout,
