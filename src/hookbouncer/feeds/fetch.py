@@ -242,10 +242,10 @@ class Fetcher:
             raise _Unauthorized()
         if 300 <= status < 400 and status != 304:
             location = response.headers.get("Location", "no Location header")
-            shown = preview(location.encode("utf-8", "replace"), 200)
+            location_text = preview(location.encode("utf-8", "replace"), 200)
             raise FeedUpdateError(
                 "redirect",
-                f"{url} redirected ({status}) to {shown}: redirects"
+                f"{url} redirected ({status}) to {location_text}: redirects"
                 " are failures unless feeds.follow_redirects is true",
             )
         if status not in (200, 304):
