@@ -164,3 +164,22 @@ def test_status_keeps_last_error_after_success(
     assert ranges["last_outcome"] == "not_modified"
     assert "not one JSON document" in ranges["last_error"]
     assert ranges["last_error_at"] <= ranges["last_attempt_at"]
+
+
+def test_sync_quiet_prints_nothing_on_success(config_path: Path) -> None:
+    result = run("sync", "--quiet", "--config", str(config_path))
+
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert result.stderr == ""
+
+
+def test_sync_quiet_still_reports_failure(api: SecurityAPI, config_path: Path) -> None:
+    api.fail("thumbprints", "shape")
+
+    result = run("sync", "--quiet", "--config", str(config_path))
+
+    assert result.returncode == 1
+    assert "thumbprints: failed (shape)" in result.stdout
+    assert "the thumbprints feed was not updated (shape)" in result.stderr
+    assert "INFO" not in result.stderr

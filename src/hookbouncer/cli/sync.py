@@ -33,12 +33,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the outcome as one JSON object"
     )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing unless a feed was not updated, and log only errors"
+        " (for cron, which mails any output)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    configure_logging(config.log_level)
+    configure_logging("ERROR" if args.quiet else config.log_level)
     manager = FeedManager(config)
     try:
         manager.load_from_disk()
@@ -47,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         manager.close()
     if args.json:
         print(json.dumps(outcome_to_json(outcome), indent=2))
-    else:
+    elif not (args.quiet and outcome.ok):
         for feed in outcome.feeds:
             print(describe(feed))
     if outcome.ok:
