@@ -295,7 +295,13 @@ class FeedManager:
                 outcomes = tuple(self._fail(name, error) for name in FEED_NAMES)
             if self._dirty:
                 self._swap()
-            return RefreshOutcome(outcomes)
+            result = RefreshOutcome(outcomes)
+            log.info(
+                "feed refresh finished: %s",
+                ", ".join(f"{item.feed} {item.outcome}" for item in outcomes),
+                extra={"ok": result.ok},
+            )
+            return result
 
     def _refresh_feed(self, name: FeedName, started: float | None) -> FeedOutcome:
         current = self._lists[name]
