@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import ssl
 from collections.abc import Callable
@@ -106,3 +107,36 @@ def test_server_certificate_from_trustme(
         manager = FeedManager(make_config(api_base=api.url, ca_bundle=bundle))
         assert manager.refresh().ok
         manager.close()
+
+
+def test_feed_answers_304_for_if_modified_since(api: SecurityAPI) -> None:
+    with client(api) as http:
+        first = http.get(PATHS["thumbprints"])
+        since = first.headers["Last-Modified"]
+        again = http.get(PATHS["thumbprints"], headers={"If-Modified-Since": since})
+        stale = http.get(
+            PATHS["thumbprints"],
+            headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"},
+        )
+    assert again.status_code == 304
+    assert stale.status_code == 200
+
+
+def test_manager_uses_last_modified_without_etag(
+    api: SecurityAPI, make_manager: Callable[..., FeedManager]
+) -> None:
+    manager = make_manager()
+    manager.refresh()
+    stored = manager.store.read("ranges")
+    assert stored is not None
+    path = manager.store.path("ranges")
+    path.write_bytes(dataclasses.replace(stored, etag=None).to_json())
+    fresh = make_manager()
+    fresh.load_from_disk()
+
+    outcome = fresh.refresh()
+
+    assert outcome["ranges"].outcome == "not_modified"
+    sent = [r for r in api.requests if r.path == PATHS["ranges"]][-1]
+    assert "If-None-Match" not in sent.headers
+    assert "If-Modified-Since" in sent.headers

@@ -24,9 +24,16 @@ Usage::
     api.hits("ranges")             # GET requests seen for a feed
     api.stop()
 
-`set_body(feed, body, content_type)` serves exact bytes for shape tests.
-Every 200 carries an ETag and Last-Modified; a matching If-None-Match or
-If-Modified-Since gets 304 unless `etags` is False.
+Also: `set_body(feed, body, content_type)` serves exact bytes for shape
+tests. `credentials.write_ca(path)` writes the CA bundle. `login_url`,
+`revoke_tokens()`, the `logins` count and `token_lifetime` (48 hours)
+cover the login. `requests` holds the newest requests seen, and
+`slow_delay` sets the pause between bytes of the "slow" failure. The class
+is also a context manager that starts and stops the server.
+
+Every 200 carries an ETag and Last-Modified. A request whose
+If-None-Match matches, or whose If-Modified-Since is not older than the
+contents, gets 304 unless `etags` is False.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Literal, get_args
 
 from hookbouncer.emulator.tls import ServerCredentials, make_server_credentials
@@ -348,10 +355,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         etag = '"' + hashlib.sha256(state.body).hexdigest()[:16] + '"'
         modified = formatdate(state.modified, usegmt=True)
-        if api.etags and self.headers.get("If-None-Match") == etag:
+        if api.etags and self._not_modified(etag, state.modified):
             self._send(304, b"", etag=etag, modified=modified)
             return
         self._send(200, state.body, state.content_type, etag=etag, modified=modified)
+
+    def _not_modified(self, etag: str, modified: float) -> bool:
+        # If-None-Match takes precedence over If-Modified-Since (RFC 9110).
+        match = self.headers.get("If-None-Match")
+        if match is not None:
+            return match == etag
+        since = self.headers.get("If-Modified-Since")
+        if since is None:
+            return False
+        try:
+            return int(modified) <= parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError):
+            return False
 
     def _record(self) -> None:
         self.server.api.requests.append(
