@@ -1,8 +1,9 @@
 """The `hookbouncer status` command: feed ages, counts and inbox state.
 
 It reads only the state directory and the inbox; it never fetches. The
-exit code is 0 when both lists are loaded and not past
-`feeds.fail_closed_after`, and 1 otherwise, so a probe can use it.
+exit code is 0 when every list that a route's checks need is loaded and
+not past `feeds.fail_closed_after`, and 1 otherwise, so a probe can use
+it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ def register(subparsers: Any) -> None:
         help="show feed age, entry counts, last refresh and inbox state",
         description="Show the security feeds in force (age, entry counts"
         " from the feed and from extra entries, last refresh outcome and"
-        " error) and the inbox depth and delivery state. Exit 0 when both"
-        " lists are loaded and usable, 1 otherwise.",
+        " error) and the inbox depth and delivery state. Exit 0 when the"
+        " lists the routes need are loaded and usable, 1 otherwise.",
     )
     parser.add_argument(
         "--config", required=True, metavar="FILE", help="the TOML configuration file"
