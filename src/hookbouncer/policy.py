@@ -37,7 +37,7 @@ from hookbouncer.errors import ConfigError, MalformedBody
 from hookbouncer.payload import developer_payload, parse_body
 from hookbouncer.routes import RouteMatch
 from hookbouncer.secretmatch import HeaderSecretError, SecretMatcher, header_credential
-from hookbouncer.tokens import KeyRing, TokenError
+from hookbouncer.tokens import TokenError, TokenOpener
 from hookbouncer.trust import TrustSnapshot
 
 Headers = Sequence[tuple[str, str]]
@@ -171,7 +171,7 @@ class Decision:
 
 
 def check_startup(
-    config: Config, keyring: KeyRing | None, *, tls: bool | None = None
+    config: Config, keyring: TokenOpener | None, *, tls: bool | None = None
 ) -> None:
     """Raise `ConfigError` if a configured check cannot work.
 
@@ -209,7 +209,7 @@ class Verifier:
         self,
         config: Config,
         trust: Callable[[], TrustSnapshot],
-        keyring: KeyRing | None,
+        keyring: TokenOpener | None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:

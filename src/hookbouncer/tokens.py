@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -134,6 +134,20 @@ def _fingerprint(scan_id: str) -> bytes:
 
 def _associated_data(header: bytes, scan_id: str) -> bytes:
     return PREFIX.encode("ascii") + header + scan_id.encode("utf-8")
+
+
+class TokenOpener(Protocol):
+    """What the verifier needs: a `KeyRing`, or a `WatchedKeyRing` over its file."""
+
+    def open(
+        self,
+        token: str,
+        scan_id: str,
+        *,
+        now: float,
+        max_age: float,
+        max_skew: float = DEFAULT_MAX_SKEW,
+    ) -> OpenedToken: ...
 
 
 class KeyRing:
