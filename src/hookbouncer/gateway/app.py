@@ -354,7 +354,7 @@ class Exchange:
     def fail(self, status: int, reason: str) -> Response:
         outcome = Outcome(
             BY_STATUS.get(status, BAD_REQUEST),
-            "too_large" if status == 413 else "malformed",
+            {413: "too_large", 408: "timeout"}.get(status, "malformed"),
             (reason,),
             self.verdict.thumbprint,
         )

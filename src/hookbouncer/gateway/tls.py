@@ -63,6 +63,8 @@ def build_context(
         | SSL.OP_NO_RENEGOTIATION
         | SSL.OP_SINGLE_ECDH_USE
     )
+    # Idle keep-alive connections give their 16 KiB+ record buffers back.
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.set_cipher_list(TLS12_CIPHERS)
     context.use_certificate_chain_file(str(certificate))
     context.use_privatekey_file(str(private_key))
