@@ -157,3 +157,21 @@ def test_unexpected_error_keeps_list(
     assert outcome["ranges"].reason == "internal"
     assert "192.0.2.1" in manager.snapshot().allowlist
     assert "203.0.113.1" not in manager.snapshot().allowlist
+
+
+def test_injected_transport_is_used(make_config: Callable[..., Config]) -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path.endswith("/ips"):
+            return httpx.Response(200, json={"ips": ["192.0.2.0/24"]})
+        return httpx.Response(200, json=[{"thumbprint": "AB" * 20}])
+
+    config = make_config(api_base="https://feeds.invalid")
+    manager = FeedManager(config, transport=httpx.MockTransport(answer))
+
+    assert manager.refresh().ok
+    assert seen == ["/v1/security/servers/ips", "/v2/security/client-certificates"]
+    assert "192.0.2.9" in manager.snapshot().allowlist
+    manager.close()
