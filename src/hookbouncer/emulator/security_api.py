@@ -331,8 +331,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         api = self.server.api
         self._record()
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(min(length, 65536))
+        length_text = self.headers.get("Content-Length") or "0"
+        if not length_text.isdigit():
+            self._send(400, b'{"error": "invalid Content-Length"}')
+            return
+        body = self.rfile.read(min(int(length_text), 65536))
         if self.path != LOGIN_PATH:
             self._send(404, b'{"error": "not found"}')
             return
