@@ -80,7 +80,7 @@ def _register_send(actions: Any) -> None:
     send = actions.add_parser(
         "send",
         help="post one webhook to a gateway",
-        description="Post one webhook and print the status and body of the answer."
+        description="Post one webhook and print the status and body of the response."
         " Exit 0 on a 2xx answer, 1 otherwise.",
     )
     send.add_argument(

@@ -2,9 +2,9 @@
 
 It listens on loopback by default and serves no webhook. `/healthz` is 200
 while the process runs. `/readyz` is 200 when the feeds are loaded and not
-past `feeds.fail_closed_after` and the inbox is writable, with
-`"degraded": true` while a feed is stale; otherwise 503 with the parts
-that failed. `/metrics` is the Prometheus text format of the default
+past `feeds.fail_closed_after` and the inbox is writable. It adds
+`"degraded": true` while a feed is stale, and is 503 with the parts that
+failed otherwise. `/metrics` is the Prometheus text format of the default
 registry. Readiness and metrics may touch the database, so they are
 computed in a pool thread.
 """

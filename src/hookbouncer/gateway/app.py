@@ -16,7 +16,7 @@ durable, and the reactor thread must keep serving other connections.
 
 The caller learns only the status and a generic body. The typed reasons go
 to the access log, the metrics and the inbox's rejection record. Anything
-unexpected is logged at ERROR with its traceback and answered 403, so an
+unexpected is logged at ERROR with its traceback and gets a 403, so an
 untrusted request never gets a 500.
 """
 
@@ -74,7 +74,7 @@ MAX_PENDING_REJECTIONS = 1000
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one request, for the response, the log and metrics."""
+    """The result of one request: its response and what the log and metrics get."""
 
     response: Response
     decision: str
@@ -294,7 +294,7 @@ class WebhookApplication:
         try:
             recorded = self.inbox.record_accepted(webhook)
         except InboxUnavailable as error:
-            log.error("inbox unavailable, answering 503: %s", error)
+            log.error("inbox unavailable, responding 503: %s", error)
             return Outcome(UNAVAILABLE, "unavailable", ("inbox_unavailable",))
         if not recorded.duplicate:
             self.on_accepted()

@@ -2,10 +2,11 @@
 
 Why h11 and not `twisted.web.server.Site`: every limit here must hold on
 bytes actually received, and must be visible to the code that decides.
-twisted.web reads the whole body into a temporary file before the resource
-sees the request, has no public per-request header or body deadline, and
-its header-size limit is a private attribute. With h11 the protocol sees
-each event as it is parsed, so it can:
+twisted.web (26.10) buffers the body before the resource gets the request,
+so a cap needs overrides of `Request.gotLength` and `handleContentChunk`.
+Its `HTTPChannel` has one inactivity timeout (`timeOut`) and a header-size
+limit (`totalHeadersSize`), but no separate header and body deadlines.
+With h11 the protocol gets each event as it is parsed, so it can:
 
 - answer 404, 405, 403 or 413 right after the header block, before any
   body byte is read (the application decides in `Application.begin`);
@@ -24,6 +25,12 @@ response is written, further input is discarded without parsing, and the
 connection is aborted after `linger` seconds or once the peer closes.
 Without that, a client still sending a large body gets a reset instead of
 the 413.
+
+Speed: h11 parsed a request and wrote its response in 50 to 80 µs on the
+2-vCPU development VM (an estimate from a loop over one request; the VM
+was shared). That is a small part of a request's cost next to TLS,
+the thread hand-off and the commit, so the stricter parser wins.
+twisted.web, also pure Python, was not measured.
 """
 
 from __future__ import annotations
@@ -125,7 +132,7 @@ class Clock(TypingProtocol):
 
 
 class ConnectionInfo:
-    """What the application may ask about the connection a request came on.
+    """The connection a request came on, as the application may query it.
 
     `peer` is the socket peer's address text; a unix socket peer counts as
     127.0.0.1, the local TLS terminator. `proxy_source` is the source address
@@ -250,7 +257,7 @@ class HTTPProtocol(Protocol):
             self._abort()
             return
         if phase == "body" and self.exchange is not None:
-            # A slow body gets an answer: the client may be honest but slow.
+            # A slow body gets a 408 response: the client may be honest but slow.
             response = self.exchange.fail(408, "body_timeout")
             self.exchange = None
             self._send(response, close=True)

@@ -3,7 +3,7 @@
 Two loggers matter: `hookbouncer.gateway` for lifecycle and errors, and
 `hookbouncer.access` for one line per request. Access lines carry their
 fields as `extra`, so the JSON format shows them as keys and the text
-format shows the message alone. Nothing logged here holds a body, a token,
+format shows the message alone. Nothing logged here contains a body, a token,
 a secret or an Authorization header: callers pass only the fields below.
 """
 

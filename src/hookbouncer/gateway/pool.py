@@ -1,9 +1,9 @@
 """Blocking work off the reactor thread, with results back as Deferreds.
 
 A `concurrent.futures.ThreadPoolExecutor` with one `callFromThread` per
-result. Twisted's own `ThreadPool` does the same job through several
-layers of Python (team, coordinator, worker queue) on the reactor thread
-for each call; under load that showed up as a large share of the reactor
+result. Twisted's own `ThreadPool` runs several layers of Python (team,
+coordinator, worker queue) on the reactor thread for each call. Under
+load, a py-spy profile showed them as a large share of the reactor
 thread's time, so the gateway uses this thinner path.
 """
 

@@ -68,7 +68,7 @@ class Runtime:
         """Load feeds, open the inbox, start the relay and the listeners.
 
         Only the primary process of `serve --workers N` runs the relay and
-        the admin listener; `bound` holds the sockets its parent bound.
+        the admin listener; `bound` contains the sockets its parent bound.
         """
         self.feeds.load_from_disk()
         snapshot = self.feeds.snapshot()

@@ -9,8 +9,8 @@ every request (`peer_certificate_der`), because a resumed session skips the
 callback and a keep-alive connection can outlive the removal of a pin.
 
 With `client_certificate = "require"` OpenSSL fails the handshake when the
-client sends no certificate at all; with `"request"` the handshake goes on
-and the request is judged (and rejected, with a recorded reason) later.
+client sends no certificate at all. With `"request"` the handshake goes on,
+and the request is rejected later with a recorded reason.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """`serve --workers N`: several processes accepting on the same sockets.
 
-One Python process is bound by its interpreter lock to about one core, so
-the parent binds every listening socket, then forks N workers that each
-run a reactor, a feed manager and an inbox connection and accept on the
-inherited sockets; the kernel spreads new connections between them. Only
+One Python process is bound by its interpreter lock to about one core.
+So the parent binds every listening socket, then forks N workers. Each
+runs a reactor, a feed manager and an inbox connection and accepts on the
+inherited sockets, and the kernel spreads new connections between them. Only
 worker 0 runs the relay and the admin listener. The feed manager already
 lets one process fetch while the others load the snapshot from disk, and
 the inbox serialises writers from several processes.
