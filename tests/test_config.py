@@ -174,3 +174,12 @@ def test_invalid_toml_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path, {})
     assert "not valid TOML" in str(caught.value)
+
+
+def test_feeds_only_config_for_sync(tmp_path: Path) -> None:
+    path = tmp_path / "feeds-only.toml"
+    path.write_text(f'state_dir = "{tmp_path}"\n[feeds]\nrefresh_every = "12h"\n')
+    with pytest.raises(ConfigError):
+        load_config(path, {})
+    config = load_config(path, {}, gateway=False)
+    assert config.feeds.refresh_every == 12 * 3600

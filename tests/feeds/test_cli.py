@@ -183,3 +183,20 @@ def test_sync_quiet_still_reports_failure(api: SecurityAPI, config_path: Path) -
     assert "thumbprints: failed (shape)" in result.stdout
     assert "the thumbprints feed was not updated (shape)" in result.stderr
     assert "INFO" not in result.stderr
+
+
+def test_sync_feeds_only_config(
+    tmp_path: Path, api: SecurityAPI, ca_file: Path
+) -> None:
+    """An edge owner's config has no server or check secrets, only feeds."""
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'[feeds]\napi_base = "{api.url}"\nca_bundle = "{ca_file}"\n'
+    )
+
+    result = run("sync", "--config", str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "state" / "feeds" / "ranges.txt").read_text().endswith("\n")
+    assert run("status", "--config", str(path)).returncode == 0

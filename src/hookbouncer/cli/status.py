@@ -13,12 +13,14 @@ import dataclasses
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from hookbouncer.config import Config, load_config
+from hookbouncer.errors import InboxUnavailable
 from hookbouncer.feeds.manager import FeedManager
 from hookbouncer.feeds.model import FeedHealth, FeedState, format_age
+from hookbouncer.inbox import open_inbox
+from hookbouncer.inbox.sqlite import sqlite_path
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, gateway=False)
     manager = FeedManager(config)
     manager.load_from_disk()
     status = manager.status()
@@ -110,26 +112,23 @@ def describe_health(health: FeedHealth) -> str:
 def inbox_stats(config: Config) -> dict[str, Any]:
     """Return the inbox counts, or an `error` entry saying why there are none."""
     url = config.inbox_url
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
+    if url.startswith("sqlite:"):
+        try:
+            path = sqlite_path(url)
+        except ValueError as error:
+            return {"error": str(error)}
         if not path.exists():
             return {"error": f"no inbox database at {path} yet"}
-    try:
-        from hookbouncer.inbox import open_inbox
-    except ImportError as error:
-        return {"error": f"the inbox module cannot be loaded ({error})"}
     try:
         inbox = open_inbox(config)
         try:
             stats = inbox.stats(time.time())
         finally:
             inbox.close()
-    except Exception as error:
+    except InboxUnavailable as error:
         # Status must still show the feeds when the inbox is down.
         return {"error": f"the inbox cannot be opened: {error}"}
-    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
-        return dataclasses.asdict(stats)
-    return dict(vars(stats))
+    return dataclasses.asdict(stats)
 
 
 def describe_inbox(stats: dict[str, Any]) -> str:

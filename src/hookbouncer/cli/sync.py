@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config, gateway=False)
     configure_logging("ERROR" if args.quiet else config.log_level)
     manager = FeedManager(config)
     try:
