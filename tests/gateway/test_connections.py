@@ -430,3 +430,18 @@ def test_plain_mode_on_unix_socket(
         )
     assert running.gateway.addresses == [f"unix:{path}"]
     assert response.status_code == 200
+
+
+def test_long_pipeline_answered_in_full(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    # More than 64 KiB sent ahead makes the gateway pause reading and resume.
+    running = start_gateway()
+    padding = b"X-Pad: " + b"p" * 2000 + b"\r\n"
+    requests = [webhook_request(pki, f"burst-{n}", padding) for n in range(60)]
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(b"".join(requests))
+        answers = [read_response(sock) for _ in requests]
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers)
+    stored = {w.scan_id for w in running.inbox.list(limit=100)}
+    assert {f"burst-{n}" for n in range(60)} <= stored

@@ -17,8 +17,9 @@ With h11 the protocol gets each event as it is parsed, so it can:
   handshake) to the end of its header block, `body_timeout` from the end
   of the header block to the end of the body, and `idle_timeout` between
   requests on a keep-alive connection;
-- stop reading while a request is being decided and committed, so a
-  pipelining client cannot make the gateway buffer without bound.
+- stop reading when a client sends more than 64 KiB ahead while a request
+  is decided and committed, so a pipelining client cannot make the
+  gateway buffer without bound.
 
 A connection that must close after its response is "lingered": the
 response is written, further input is discarded without parsing, and the
@@ -52,6 +53,9 @@ from hookbouncer.gateway.tls import peer_certificate_der
 log = logging.getLogger("hookbouncer.gateway")
 
 JSON = b"application/json"
+
+# Bytes a client may send ahead while its previous request is decided.
+MAX_HELD_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,8 @@ class HTTPProtocol(Protocol):
         self.exchange: Exchange | None = None
         self.body = bytearray()
         self.busy = False
+        self.paused = False
+        self.held = 0
         self.closing = False
         self.draining = False
         self.timer: Timer | None = None
@@ -271,7 +277,15 @@ class HTTPProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
             return
-        if self.waiting_for == "idle" and not self.busy:
+        if self.busy:
+            # Pipelined input waits in h11's buffer; past a bound, stop
+            # reading until the decision is made. Pausing only then saves
+            # two epoll calls per request on the usual connection.
+            self.held += len(data)
+            if self.held > MAX_HELD_BYTES and not self.paused:
+                self.paused = True
+                self.io.pauseProducing()
+        elif self.waiting_for == "idle":
             self._arm(self.limits.header_timeout, "header")
         try:
             self.parser.receive_data(data)
@@ -354,7 +368,7 @@ class HTTPProtocol(Protocol):
         self._disarm()
         self.waiting_for = "decision"
         self.busy = True
-        self.io.pauseProducing()
+        self.held = 0
         body = bytes(self.body)
         self.body = bytearray()
         exchange.finish(body).addCallback(self._decided)
@@ -366,7 +380,9 @@ class HTTPProtocol(Protocol):
         self._send(response, close=response.close or self.draining)
         if self.closing:
             return
-        self.io.resumeProducing()
+        if self.paused:
+            self.paused = False
+            self.io.resumeProducing()
         self._process()
 
     def _reject_malformed(self, reason: str, status: int = 400) -> None:
@@ -417,7 +433,10 @@ class HTTPProtocol(Protocol):
             return
         self.closing = True
         self._disarm()
-        self.io.resumeProducing()
+        if self.paused:
+            # Read on, so the peer's close or close_notify is seen.
+            self.paused = False
+            self.io.resumeProducing()
         self.io.loseConnection()
         self.timer = self.clock.callLater(self.limits.linger, self._abort)
 
