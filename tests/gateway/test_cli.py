@@ -201,3 +201,25 @@ def test_workers_share_listener(pki: PKI, tmp_path: Path) -> None:
     assert statuses == [200] * 6
     assert code == 0, log
     assert "all workers stopped" in log
+
+
+def test_readyz_503_without_pins(pki: PKI, tmp_path: Path) -> None:
+    port = free_port()
+    admin_port = free_port()
+    document = base_config(pki, tmp_path / "state", listen=[f"127.0.0.1:{port}"])
+    document["admin"]["listen"] = f"127.0.0.1:{admin_port}"
+    document["feeds"]["extra_thumbprints"] = []
+    config = write_config(tmp_path / "config.toml", document)
+    gateway = GatewayProcess(config, admin_port, tmp_path / "serve.log")
+    try:
+        gateway.start()
+        response = gateway.admin("/readyz")
+        with pki.sender(f"https://127.0.0.1:{port}", certificate=pki.client) as sender:
+            webhook = sender.send(
+                "indexed", "no-pins", developer_payload=pki.seal("no-pins")
+            )
+    finally:
+        gateway.kill()
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["feeds_not_loaded"]
+    assert webhook.status_code == 403
