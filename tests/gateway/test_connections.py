@@ -445,3 +445,42 @@ def test_long_pipeline_answered_in_full(
     assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers)
     stored = {w.scan_id for w in running.inbox.list(limit=100)}
     assert {f"burst-{n}" for n in range(60)} <= stored
+
+
+def test_bug_in_body_checks_answered_403(
+    start_gateway: Callable[..., Running],
+    pki: PKI,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running = start_gateway()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the checks")
+
+    monkeypatch.setattr(running.gateway.application.verifier, "check_body", broken)
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        response = sender.send("indexed", "bug", developer_payload=pki.seal("bug"))
+    assert response.status_code == 403
+    assert "deciding on a request failed unexpectedly" in caplog.text
+
+
+def test_bug_in_routing_answered_403(
+    start_gateway: Callable[..., Running],
+    pki: PKI,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running = start_gateway()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in routing")
+
+    monkeypatch.setattr(running.gateway.application, "begin", broken)
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(webhook_request(pki, "routing-bug"))
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert "handling a request failed unexpectedly" in caplog.text

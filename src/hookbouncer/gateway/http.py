@@ -93,6 +93,9 @@ class Response:
     content_type: bytes = JSON
 
 
+FORBIDDEN = Response(403, b'{"error":"forbidden"}', close=True)
+
+
 class Exchange(TypingProtocol):
     """One request whose head the application let through."""
 
@@ -275,6 +278,22 @@ class HTTPProtocol(Protocol):
     # -- input --
 
     def dataReceived(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception:
+            # A bug here must not leave the connection half-handled: answer
+            # 403 when a response can still be sent, and close.
+            log.exception("handling a request failed unexpectedly")
+            self.exchange = None
+            if self.closing or self.parser.our_state not in {
+                h11.IDLE,
+                h11.SEND_RESPONSE,
+            }:
+                self._abort()
+            else:
+                self._send(FORBIDDEN, close=True)
+
+    def _received(self, data: bytes) -> None:
         if self.closing:
             return
         if self.busy:
