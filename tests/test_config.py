@@ -100,6 +100,10 @@ def test_parse_duration_rejects(text: str) -> None:
         ({"HOOKBOUNCER_SERVER__LISTEN": '["nowhere"]'}, "server.listen"),
         ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["0.0.0.0/0"]'}, "trusted_proxies"),
         ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["::/0"]'}, "trusted_proxies"),
+        (
+            {"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["::ffff:0:0/96"]'},
+            "trusted_proxies",
+        ),
         ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["*"]'}, "trusted_proxies"),
         ({"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["10.0.0.1/8"]'}, "trusted_proxies"),
         ({"HOOKBOUNCER_SERVER__PORT": "1"}, "server.port"),
@@ -183,3 +187,28 @@ def test_feeds_only_config_for_sync(tmp_path: Path) -> None:
         load_config(path, {})
     config = load_config(path, {}, gateway=False)
     assert config.feeds.refresh_every == 12 * 3600
+
+
+def test_proxy_protocol_needs_trusted_proxy(tmp_path: Path) -> None:
+    text = PLAIN.replace('trusted_proxies = ["127.0.0.1/32"]', "").replace(
+        'forwarded_certificate = "nginx"', "proxy_protocol = true"
+    )
+    text = text.replace(
+        "[developer_payload]",
+        '[routes.status]\nchecks = ["source_ip"]\n[developer_payload]',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(
+            tmp_path,
+            text,
+            HOOKBOUNCER_ROUTES__NEW_RESULT__CHECKS='["source_ip"]',
+            HOOKBOUNCER_ROUTES__EXPORT__CHECKS='["source_ip"]',
+        )
+    assert "server.proxy_protocol" in str(caught.value)
+
+
+def test_mapped_proxy_range_accepted(tmp_path: Path) -> None:
+    config = load(
+        tmp_path, HOOKBOUNCER_SERVER__TRUSTED_PROXIES='["::ffff:10.0.0.0/104"]'
+    )
+    assert config.server.trusted_proxies == ("::ffff:10.0.0.0/104",)

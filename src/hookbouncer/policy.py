@@ -235,6 +235,22 @@ class Verifier:
     def _is_trusted_proxy(self, address: IPAddress) -> bool:
         return address in self._trusted_proxies
 
+    def _effective_peer(self, facts: ConnectionFacts) -> str:
+        """Return the PROXY protocol source if a trusted proxy sent it, else the peer.
+
+        Anyone who reaches the port can write a PROXY header, so, as with
+        forwarding headers, only a trusted proxy's header is believed.
+        """
+        if facts.proxy_source is None:
+            return facts.peer
+        try:
+            socket_peer = parse_address(facts.peer)
+        except AddressError:
+            return facts.peer
+        if self._is_trusted_proxy(socket_peer):
+            return facts.proxy_source
+        return facts.peer
+
     # -- connection --
 
     def check_connection(self, route: RouteMatch, facts: ConnectionFacts) -> Verdict:
@@ -243,7 +259,7 @@ class Verifier:
         snapshot = self._trust()
         failures: list[Failure] = []
         warnings: list[Failure] = []
-        peer = facts.proxy_source if facts.proxy_source is not None else facts.peer
+        peer = self._effective_peer(facts)
 
         address: IPAddress | None = None
         try:

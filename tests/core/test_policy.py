@@ -136,9 +136,12 @@ def test_genuine_webhook_accepted(certificate_der: bytes, ring: KeyRing) -> None
         (PROXY, [("x-forwarded-for", "1.2.3.04")], None, None, Reason.ADDRESS_INVALID),
         (PROXY, [("forwarded", "for")], None, None, Reason.FORWARDED_INVALID),
         ("garbage", [], None, None, Reason.ADDRESS_INVALID),
-        # The PROXY protocol source replaces the socket peer.
-        ("192.0.2.99", [], SENDER, SENDER, None),
-        ("192.0.2.99", [], "198.51.100.1", "198.51.100.1", Reason.NOT_IN_ALLOWLIST),
+        # A trusted proxy's PROXY protocol source replaces the socket peer.
+        (PROXY, [], SENDER, SENDER, None),
+        (PROXY, [], "198.51.100.1", "198.51.100.1", Reason.NOT_IN_ALLOWLIST),
+        # Anyone can write a PROXY header, so an untrusted peer's is ignored.
+        ("198.51.100.1", [], SENDER, "198.51.100.1", Reason.NOT_IN_ALLOWLIST),
+        ("::ffff:198.51.100.1", [], SENDER, "198.51.100.1", Reason.NOT_IN_ALLOWLIST),
     ],
 )
 def test_source_ip(

@@ -462,6 +462,13 @@ class _Reader(TableReader):
                 str(server.certificate or ""),
                 "tls mode needs server.certificate and server.private_key",
             )
+        if server.proxy_protocol and not server.trusted_proxies:
+            raise self.fail(
+                "server.proxy_protocol",
+                True,
+                "a PROXY protocol header is only believed from a trusted proxy:"
+                " list the load balancer's address in server.trusted_proxies",
+            )
         if "client_certificate" in in_use:
             if server.mode == "tls" and server.client_certificate == "off":
                 raise self.fail(
@@ -552,6 +559,9 @@ def parse_listen_address(text: str, key: str, source: str) -> tuple[str, int] | 
     return host, port
 
 
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def validate_trusted_proxy(entry: str, source: str) -> None:
     """Reject trusted-proxy entries that are malformed or trust everyone."""
     if entry.strip() in {"*", "all"}:
@@ -566,7 +576,13 @@ def validate_trusted_proxy(entry: str, source: str) -> None:
             f"{source}: server.trusted_proxies contains {entry!r}, which is not"
             f" a CIDR ({error}): write it as 10.0.0.5/32 or 2001:db8::/64"
         ) from None
-    if network.prefixlen == 0:
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+        # ::ffff:0:0/96 is every IPv4 address in IPv6 form, and peers are
+        # compared after unmapping, so judge the IPv4 prefix it stands for.
+        mapped_prefix = network.prefixlen - _IPV4_MAPPED.prefixlen
+    else:
+        mapped_prefix = network.prefixlen
+    if mapped_prefix == 0:
         raise ConfigError(
             f"{source}: server.trusted_proxies contains {entry!r}, which would"
             " trust every peer's forwarding headers: list the proxies' addresses"
