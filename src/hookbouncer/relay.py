@@ -98,7 +98,9 @@ def delivery_headers(
     """
     content_type = "application/json"
     for name, value in webhook.headers:
-        if name == "content-type":
+        # The sender's value was decoded as Latin-1; only printable ASCII can
+        # be sent on, so anything else falls back to the JSON default.
+        if name == "content-type" and value.isascii() and value.isprintable():
             content_type = value
     headers = {
         "content-type": content_type,
@@ -276,7 +278,14 @@ class Relay:
         """Attempt one delivery and record its result; True when delivered."""
         attempt = webhook.attempts + 1
         started = time.perf_counter()
-        outcome, status, error = self._attempt(webhook)
+        try:
+            outcome, status, error = self._attempt(webhook)
+        except Exception as unexpected:
+            # A bug in building the request must cost this webhook an
+            # attempt, not leave it claimed and block the rest of the batch.
+            log.exception("relay attempt for id=%d raised", webhook.id)
+            outcome, status = "relay_error", "-"
+            error = _short(f"relay raised {type(unexpected).__name__}")
         elapsed = time.perf_counter() - started
         now = self._clock()
         self._metrics.attempts.labels(outcome).inc()

@@ -203,6 +203,44 @@ def test_delivery_headers_describe_webhook(
     assert json.loads(decoded) == {"c": "ü"}
 
 
+def test_non_ascii_content_type_does_not_block_batch(
+    application: Application, inbox: Inbox
+) -> None:
+    poisoned = make_webhook(
+        1, headers=(("content-type", "application/json; charset=\xe9"),)
+    )
+    first = inbox.record_accepted(poisoned).id
+    others = [inbox.record_accepted(make_webhook(n)).id for n in (2, 3)]
+    relay, _ = _relay(inbox, _config(application.url), clock=Clock(NOW))
+    try:
+        assert relay.deliver_due_once() == 3
+    finally:
+        relay.stop()
+    assert _stored(inbox, first).state == "delivered"
+    assert application.received[0].headers["content-type"] == "application/json"
+    for webhook_id in others:
+        assert _stored(inbox, webhook_id).state == "delivered"
+
+
+def test_unexpected_error_counts_as_attempt(inbox: Inbox) -> None:
+    webhook_id = inbox.record_accepted(make_webhook(1)).id
+
+    def broken(webhook: StoredWebhook) -> None:
+        raise AssertionError("not reached")
+
+    relay, metrics = _relay(inbox, _config(None), callback=broken, clock=Clock(NOW))
+    relay._attempt = lambda webhook: 1 / 0  # type: ignore[method-assign]
+    try:
+        relay.deliver_due_once()
+    finally:
+        relay.stop()
+    stored = _stored(inbox, webhook_id)
+    assert stored.state == "pending"
+    assert stored.attempts == 1
+    assert stored.last_error == "relay raised ZeroDivisionError"
+    assert _attempts(metrics, "relay_error") == 1
+
+
 def test_delivery_omits_absent_token_context(
     application: Application, inbox: Inbox
 ) -> None:
