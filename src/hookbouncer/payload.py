@@ -86,6 +86,9 @@ def parse_body(
     return document
 
 
+_INNERMOST_PAIR = re.compile(rb"\[\]|\{\}")
+
+
 def developer_payload(document: dict[str, Any]) -> str | None:
     """Return the `developerPayload` string, or None when it is missing.
 
@@ -116,11 +119,12 @@ def _structure(body: bytes) -> bytes:
 def _nesting_exceeds(brackets: bytes, max_depth: int) -> bool:
     """Tell whether balanced brackets nest deeper than `max_depth`.
 
-    Every round deletes the innermost pairs, so the loop runs once per
-    level of nesting, up to `max_depth` rounds.
+    Every round deletes the innermost pairs of both kinds in one regex pass,
+    which never rescans what it produced, so a round removes exactly one
+    level, and the loop runs at most `max_depth` rounds.
     """
     for _ in range(max_depth):
         if not brackets:
             return False
-        brackets = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        brackets = _INNERMOST_PAIR.sub(b"", brackets)
     return bool(brackets)

@@ -69,6 +69,25 @@ def test_parse_body_depth_limit_exact() -> None:
     assert parse_body(inside) == {"a": json.loads(b"[" * 63 + b"]" * 63)}
 
 
+def alternating_nesting(depth: int) -> bytes:
+    """Return a body whose objects and arrays alternate, `depth` levels deep."""
+    text = b"0"
+    for level in range(depth - 1, 0, -1):
+        text = b'{"k": ' + text + b"}" if level % 2 else b"[" + text + b"]"
+    return b'{"a": ' + text + b"}"
+
+
+@pytest.mark.parametrize(("depth", "accepted"), [(64, True), (65, False), (128, False)])
+def test_parse_body_depth_alternating(depth: int, accepted: bool) -> None:
+    body = alternating_nesting(depth)
+    if accepted:
+        assert "a" in parse_body(body)
+    else:
+        with pytest.raises(MalformedBody) as caught:
+            parse_body(body)
+        assert caught.value.reason == "too_deep"
+
+
 def test_parse_body_brackets_in_strings_not_nesting() -> None:
     body = b'{"a": "' + b"[" * 500 + b'", "b": "\\"{{{"}'
     assert parse_body(body)["b"] == '"{{{'
