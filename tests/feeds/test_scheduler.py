@@ -79,6 +79,27 @@ def test_failed_refresh_retries_with_growing_delay(
     assert scheduled.scheduler.due_at() > clock.now + 24 * HOUR - 1
 
 
+def test_early_refresh_waits_out_failure_backoff(
+    api: SecurityAPI, scheduled: FeedManager, clock: FakeClock
+) -> None:
+    api.fail("both", "unavailable")
+    assert scheduled.scheduler.run_pending() is not None
+    hits = api.hits("ranges")
+
+    clock.advance(300)
+    assert scheduled.request_early_refresh() is True
+    clock.advance(1)
+    assert scheduled.request_early_refresh() is False
+    assert scheduled.scheduler.run_pending() is not None
+    assert api.hits("ranges") > hits
+    hits = api.hits("ranges")
+
+    clock.advance(300)
+    assert scheduled.request_early_refresh() is True
+    assert scheduled.scheduler.run_pending() is None
+    assert api.hits("ranges") == hits
+
+
 def test_early_refresh_is_rate_limited(
     api: SecurityAPI, scheduled: FeedManager, clock: FakeClock
 ) -> None:

@@ -80,7 +80,11 @@ class Scheduler:
         with self._early_lock:
             early = self._early_requested
             self._early_requested = False
-        if not early and now < self.due_at():
+        due = now >= self.due_at()
+        backing_off = self._last_failure_at is not None and not due
+        # An early request skips the daily wait but not the backoff after a
+        # failure: requests can come from anyone who reaches the port.
+        if not due and (not early or backing_off):
             return None
         try:
             outcome = manager.refresh()
