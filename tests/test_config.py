@@ -212,3 +212,36 @@ def test_mapped_proxy_range_accepted(tmp_path: Path) -> None:
         tmp_path, HOOKBOUNCER_SERVER__TRUSTED_PROXIES='["::ffff:10.0.0.0/104"]'
     )
     assert config.server.trusted_proxies == ("::ffff:10.0.0.0/104",)
+
+
+def test_override_error_names_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HOOKBOUNCER_SERVER__LISTN='["127.0.0.1:1"]')
+    message = str(caught.value)
+    assert message.startswith("environment variable HOOKBOUNCER_SERVER__LISTN:")
+    assert "did you mean listen?" in message
+
+
+def test_config_variable_points_to_flag(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HOOKBOUNCER_CONFIG="/etc/hookbouncer.toml")
+    assert "--config" in str(caught.value)
+
+
+def test_feed_api_base_must_be_https(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HOOKBOUNCER_FEEDS__API_BASE="http://127.0.0.1:8000")
+    assert "feeds.api_base" in str(caught.value)
+    assert "https://" in str(caught.value)
+
+
+def test_invalid_relay_secret_stops_load(tmp_path: Path) -> None:
+    (tmp_path / "relay-secret").write_text("not-a-whsec\n")
+    with pytest.raises(ConfigError) as caught:
+        load(
+            tmp_path,
+            HOOKBOUNCER_RELAY__URL="http://127.0.0.1:8000/hook",
+            HOOKBOUNCER_RELAY__SIGNING_SECRET_FILE=str(tmp_path / "relay-secret"),
+        )
+    assert "relay.signing_secret" in str(caught.value)
+    assert "not-a-whsec" not in str(caught.value)

@@ -6,6 +6,7 @@ default, and raises `ConfigError` naming the key, the value and the fix.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,10 +45,17 @@ class TableReader:
         self.source = source
         self.base_dir = base_dir
         self.environ = environ
+        # Dotted key -> the HOOKBOUNCER_… variable that set it, so an error
+        # blames the variable instead of the file.
+        self.overrides: dict[str, str] = {}
+
+    def origin(self, key: str) -> str:
+        variable = self.overrides.get(key)
+        return f"environment variable {variable}" if variable else self.source
 
     def fail(self, key: str, value: object, fix: str) -> ConfigError:
         shown = "<missing>" if value is MISSING else repr(value)
-        return ConfigError(f"{self.source}: {key} = {shown} is invalid: {fix}")
+        return ConfigError(f"{self.origin(key)}: {key} = {shown} is invalid: {fix}")
 
     def table(self, name: str, known: set[str]) -> dict[str, Any]:
         value = self.raw.get(name, {})
@@ -60,9 +68,15 @@ class TableReader:
     ) -> dict[str, Any]:
         unknown = sorted(set(value) - known)
         if unknown:
+            key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+            place = f"key {key}" if prefix else f"top-level key {key}"
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            if key == "config":
+                hint = "name the config file with --config, not a variable; "
             raise ConfigError(
-                f"{self.source}: unknown key {prefix}.{unknown[0]}:"
-                f" the known keys are {', '.join(sorted(known))}"
+                f"{self.origin(key)}: unknown {place}: {hint}the known keys"
+                f" are {', '.join(sorted(known))}"
             )
         return value
 
@@ -178,6 +192,20 @@ class TableReader:
         if value and not re.match(r"^https?://[^/\s]+", value):
             raise self.fail(name, value, "use an http:// or https:// URL")
         return value.rstrip("/") if key == "api_base" else value
+
+    def https_url(
+        self, table: dict[str, Any], key: str, name: str, default: str
+    ) -> str:
+        """Read a URL that carries trust or credentials, so must be https."""
+        value = self.url(table, key, name, default)
+        if value and not value.startswith("https://"):
+            raise self.fail(
+                name,
+                value,
+                "use an https:// URL: what comes back decides which requests"
+                " are trusted, so it must be fetched over verified TLS",
+            )
+        return value
 
     def secrets(self, table: dict[str, Any], prefix: str) -> tuple[Secret, ...]:
         """Read secrets from `secrets_file` (one per line) and `secrets_env`."""

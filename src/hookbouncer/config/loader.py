@@ -78,12 +78,18 @@ def load_config(
             raise ConfigError(
                 f"config file {source!r} is not valid TOML: {error}"
             ) from None
-    _apply_environment(raw, environ)
+    overrides = _apply_environment(raw, environ)
     base_dir = Path(source).resolve().parent if path is not None else Path.cwd()
-    return _Reader(raw, source, base_dir, environ).config(gateway=gateway)
+    reader = _Reader(raw, source, base_dir, environ)
+    reader.overrides = overrides
+    return reader.config(gateway=gateway)
 
 
-def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+def _apply_environment(
+    raw: dict[str, Any], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """Merge `HOOKBOUNCER_…` overrides into `raw`; return key -> variable."""
+    overrides: dict[str, str] = {}
     for name, text in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX):
             continue
@@ -104,6 +110,8 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
                 )
             table = child
         table[keys[-1]] = value
+        overrides[".".join(keys)] = name
+    return overrides
 
 
 class _Reader(TableReader):
@@ -124,7 +132,7 @@ class _Reader(TableReader):
             "inbox",
             "relay",
         }
-        self.check_keys("<top>", self.raw, known_top)
+        self.check_keys("", self.raw, known_top)
         state_dir = self.path(self.raw, "state_dir", "state_dir") or Config.state_dir
         log_level = self.choice(
             self.raw,
@@ -259,7 +267,9 @@ class _Reader(TableReader):
             login = LoginConfig(
                 email=email,
                 api_key=key,
-                url=self.url(login_table, "url", "feeds.login.url", LoginConfig.url),
+                url=self.https_url(
+                    login_table, "url", "feeds.login.url", LoginConfig.url
+                ),
             )
         fail_closed_after = self.duration(
             t, "fail_closed_after", "feeds.fail_closed_after", None, 60.0
@@ -273,7 +283,7 @@ class _Reader(TableReader):
                 t.get("fail_closed_after"),
                 "it must be at least feeds.stale_after",
             )
-        api_base = self.url(t, "api_base", "feeds.api_base", d.api_base)
+        api_base = self.https_url(t, "api_base", "feeds.api_base", d.api_base)
         if not api_base:
             raise self.fail("feeds.api_base", api_base, "set the Copyleaks API URL")
         return FeedsConfig(
@@ -434,9 +444,15 @@ class _Reader(TableReader):
         }
         t = self.table("relay", known)
         url = self.url(t, "url", "relay.url", "") or None
+        signing_secret = self.one_secret(t, "signing_secret", "relay")
+        if signing_secret is not None:
+            # Imported here: the relay module imports this package.
+            from hookbouncer.relay import signing_key
+
+            signing_key(signing_secret)
         return RelayConfig(
             url=url,
-            signing_secret=self.one_secret(t, "signing_secret", "relay"),
+            signing_secret=signing_secret,
             max_attempts=self.integer(
                 t, "max_attempts", "relay.max_attempts", d.max_attempts, 1
             ),
