@@ -91,10 +91,18 @@ def test_list_json_filters_state(
 
 
 def test_list_empty_inbox(
-    config_path: Path, capsys: pytest.CaptureFixture[str]
+    config_path: Path, inbox: Inbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["inbox", "list", "--config", str(config_path)]) == 0
     assert capsys.readouterr().out == "no webhooks recorded\n"
+
+
+def test_list_missing_database_not_created(
+    config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["inbox", "list", "--config", str(config_path)]) == 1
+    assert "no inbox database at" in capsys.readouterr().err
+    assert not (config_path.parent / "state" / "inbox.db").exists()
 
 
 def test_show_prints_metadata_not_body(

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookbouncer.config import Config, load_config
+from hookbouncer.errors import HookbouncerError
 from hookbouncer.inbox import DELIVERY_STATES, Inbox, StoredWebhook, open_inbox
+from hookbouncer.inbox.sqlite import sqlite_path
 from hookbouncer.relay import Relay
 
 PAGE_SIZE = 500
@@ -88,7 +90,16 @@ def _positive(text: str) -> int:
 
 
 def _open(args: argparse.Namespace) -> tuple[Inbox, Config]:
-    config = load_config(args.config)
+    """Open an existing inbox; never create one, which would hide a wrong path."""
+    config = load_config(args.config, gateway=False)
+    url = config.inbox_url
+    if url.startswith("sqlite:"):
+        path = sqlite_path(url)
+        if not path.exists():
+            raise HookbouncerError(
+                f"no inbox database at {path}: check state_dir and inbox.url"
+                f" in {config.source}, or start the gateway once to create it"
+            )
     return open_inbox(config), config
 
 
