@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from hookbouncer.config import Config
 from hookbouncer.emulator.security_api import SecurityAPI
@@ -21,6 +24,7 @@ def test_second_manager_picks_up_new_list(
     api: SecurityAPI,
     make_config: Callable[..., Config],
     make_manager: Callable[..., FeedManager],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     config = make_config()
     syncing = make_manager(config)
@@ -32,9 +36,12 @@ def test_second_manager_picks_up_new_list(
     api.set_ranges(["203.0.113.0/24"])
     syncing.refresh()
 
-    assert "203.0.113.7" in serving.snapshot().allowlist
+    with caplog.at_level(logging.INFO, logger="hookbouncer.feeds"):
+        assert "203.0.113.7" in serving.snapshot().allowlist
     assert "192.0.2.1" not in serving.snapshot().allowlist
     assert serving.status().ranges.generation == 2
+    assert "loaded ranges feed from" in caplog.text
+    assert "generation 2" in caplog.text
 
 
 def test_disk_check_is_rate_limited(

@@ -233,7 +233,17 @@ class FeedManager:
                 extra={"feed": name},
             )
             return False
+        previous = len(current.stored.entries) if current is not None else 0
         self._lists[name] = _Loaded(stored, values)
+        log.info(
+            "loaded %s feed from %s: %d entries (was %d), generation %d",
+            name,
+            self.store.path(name),
+            len(stored.entries),
+            previous,
+            stored.generation,
+            extra={"feed": name},
+        )
         return True
 
     def _newest_history(self, name: FeedName) -> StoredFeed | None:
