@@ -112,7 +112,7 @@ def delivery_headers(
         "x-hookbouncer-inbox-id": str(webhook.id),
         "x-hookbouncer-attempt": str(webhook.attempts + 1),
     }
-    if webhook.token_context is not None:
+    if webhook.token_context:
         encoded = base64.urlsafe_b64encode(webhook.token_context.encode("utf-8"))
         headers["x-hookbouncer-token-context"] = encoded.decode("ascii").rstrip("=")
     if signer is not None:

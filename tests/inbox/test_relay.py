@@ -241,10 +241,11 @@ def test_unexpected_error_counts_as_attempt(inbox: Inbox) -> None:
     assert _attempts(metrics, "relay_error") == 1
 
 
+@pytest.mark.parametrize("context", [None, ""])
 def test_delivery_omits_absent_token_context(
-    application: Application, inbox: Inbox
+    application: Application, inbox: Inbox, context: str | None
 ) -> None:
-    inbox.record_accepted(make_webhook(1, token_context=None))
+    inbox.record_accepted(make_webhook(1, token_context=context))
     relay, _ = _relay(inbox, _config(application.url))
     relay.deliver_due_once(NOW)
     relay.stop()

@@ -31,6 +31,12 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
 
+_DURATION_FIX = (
+    'use a number of seconds or a duration such as "250ms", "30s", "15m",'
+    ' "24h", "30d" or "1h30m"'
+)
+
+
 class TableReader:
     """Converts and validates values of the raw TOML tables."""
 
@@ -140,18 +146,16 @@ class TableReader:
         if value is MISSING or value == "":
             return default
         if isinstance(value, bool):
-            raise self.fail(name, value, 'use a duration such as "30s", "15m" or "24h"')
+            raise self.fail(name, value, _DURATION_FIX)
         if isinstance(value, int | float):
             seconds = float(value)
         elif isinstance(value, str):
             try:
                 seconds = parse_duration(value)
             except ValueError:
-                raise self.fail(
-                    name, value, 'use a duration such as "30s", "15m" or "24h"'
-                ) from None
+                raise self.fail(name, value, _DURATION_FIX) from None
         else:
-            raise self.fail(name, value, 'use a duration such as "30s", "15m" or "24h"')
+            raise self.fail(name, value, _DURATION_FIX)
         if seconds < minimum:
             raise self.fail(name, value, f"use at least {minimum:g} seconds")
         return seconds
