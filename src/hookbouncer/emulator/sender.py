@@ -89,7 +89,7 @@ def build_payload(
     payload: dict[str, Any]
     if event == "completed":
         payload = {
-            "status": 0,
+            "status": STATUS_CODES[event],
             "scannedDocument": _scanned_document(scan_id),
             "results": {
                 "internet": [_result(1), _result(2)],
@@ -101,17 +101,17 @@ def build_payload(
         }
     elif event == "error":
         payload = {
-            "status": 1,
+            "status": STATUS_CODES[event],
             "error": {"code": 25, "message": "Failed to read the submitted file."},
         }
     elif event == "creditsChecked":
         payload = {
-            "status": 2,
+            "status": STATUS_CODES[event],
             "credits": 2,
             "scannedDocument": _scanned_document(scan_id),
         }
     elif event == "indexed":
-        payload = {"status": 3}
+        payload = {"status": STATUS_CODES[event]}
     elif event == "new-result":
         payload = {
             "score": {"aggregatedScore": 12.5},
