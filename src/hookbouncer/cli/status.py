@@ -134,8 +134,13 @@ def inbox_stats(config: Config) -> dict[str, Any]:
 def describe_inbox(stats: dict[str, Any]) -> str:
     if "error" in stats:
         return f"inbox: {stats['error']}"
-    parts = ", ".join(f"{key} {value}" for key, value in stats.items())
-    return f"inbox: {parts}"
+    counts = ", ".join(
+        f"{key} {stats[key]}"
+        for key in ("accepted", "pending", "delivered", "dead", "rejections")
+    )
+    age = stats["oldest_pending_age"]
+    oldest = f"; oldest pending {format_age(age)}" if age is not None else ""
+    return f"inbox ({stats['backend']}): {counts}{oldest}"
 
 
 def _when(timestamp: float) -> str:
