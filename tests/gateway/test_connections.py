@@ -368,8 +368,12 @@ def test_plain_mode_ignores_headers_from_untrusted_peer(
     assert "spoofed" not in {w.scan_id for w in running.inbox.list()}
 
 
-def send_with_proxy_header(port: int, pki: PKI, scan_id: str, extra: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+def send_with_proxy_header(
+    port: int, pki: PKI, scan_id: str, extra: bytes, source: str = "127.0.0.1"
+) -> bytes:
+    with socket.create_connection(
+        ("127.0.0.1", port), source_address=(source, 0)
+    ) as sock:
         sock.settimeout(60)
         sock.sendall(
             b"PROXY TCP4 198.51.100.9 127.0.0.1 50000 443\r\n"
@@ -389,6 +393,18 @@ def test_plain_mode_reads_proxy_protocol(
     assert answer.startswith(b"HTTP/1.1 200 ")
     stored = [w for w in running.inbox.list() if w.scan_id == "via-proxy"]
     assert stored[0].client_address == "198.51.100.9"
+
+
+def test_proxy_header_from_untrusted_peer_ignored(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    document = plain_config(pki, tmp_path / "state", proxy_protocol=True)
+    document["routes"] = {"status": {"checks": ["source_ip", "developer_payload"]}}
+    running = start_gateway(document)
+    running.trust.set(["198.51.100.0/24"], [pki.client.sha1])
+    answer = send_with_proxy_header(running.port, pki, "proxy-spoof", b"", "127.0.0.2")
+    assert answer.startswith(b"HTTP/1.1 403 ")
+    assert "proxy-spoof" not in {w.scan_id for w in running.inbox.list()}
 
 
 def test_proxy_protocol_client_cert_header_ignored(

@@ -86,7 +86,7 @@ def client_text(verdict: Verdict, connection: ConnectionInfo) -> str:
     """Return the client address the policy settled on, or the raw peer."""
     if verdict.client_address is not None:
         return str(verdict.client_address)
-    return connection.proxy_source or connection.peer
+    return connection.peer
 
 
 class WebhookApplication:
@@ -140,9 +140,7 @@ class WebhookApplication:
         except Exception:
             log.exception("connection checks failed unexpectedly")
             outcome = Outcome(FORBIDDEN, "rejected", ("internal_error",))
-            self.reject_later(
-                route, connection.proxy_source or connection.peer, outcome, None
-            )
+            self.reject_later(route, connection.peer, outcome, None)
             return self.finish_log(connection, head, route, started, outcome)
         client = client_text(verdict, connection)
         if not verdict.passed:
