@@ -500,3 +500,18 @@ def test_bug_in_routing_answered_403(
         answer = read_until_closed(sock)
     assert answer.startswith(b"HTTP/1.1 403 ")
     assert "handling a request failed unexpectedly" in caplog.text
+
+
+def test_partial_pipelined_header_cut_off(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    # The second request's header block never completes. The header
+    # deadline must close the connection: waiting for the hour-long idle
+    # one would trip the socket's guard timeout and fail the test.
+    running = start_gateway(header_timeout="0.3s", idle_timeout="1h")
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(webhook_request(pki, "partial-1") + b"POST /copyleaks/ind")
+        first = read_response(sock)
+        rest = read_until_closed(sock)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert rest == b""

@@ -403,6 +403,10 @@ class HTTPProtocol(Protocol):
             self.paused = False
             self.io.resumeProducing()
         self._process()
+        if self.waiting_for == "idle" and self.parser.trailing_data[0]:
+            # Part of the next request arrived while this one was decided:
+            # its header deadline runs from now, not the idle one.
+            self._arm(self.limits.header_timeout, "header")
 
     def _reject_malformed(self, reason: str, status: int = 400) -> None:
         assert self.info is not None
