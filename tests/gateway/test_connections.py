@@ -259,6 +259,36 @@ def test_oversized_header_block_rejected(
     assert answer.startswith(b"HTTP/1.1 431 ")
 
 
+@pytest.mark.parametrize("padding", [17_000, 30_000])
+def test_header_block_arriving_whole_rejected(
+    start_gateway: Callable[..., Running], pki: PKI, padding: int
+) -> None:
+    """A block under one TLS record reaches h11 complete; it is measured too."""
+    running = start_gateway()
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(
+            b"POST /copyleaks/indexed/x HTTP/1.1\r\nHost: localhost\r\n"
+            + b"".join(
+                b"X-Pad-%d: %s\r\n" % (n, b"a" * 100) for n in range(padding // 110)
+            )
+            + b"Content-Length: 2\r\n\r\n{}"
+        )
+        answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_head_answered_without_body(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    with tls_socket(pki, running.port, pki.client) as sock:
+        sock.sendall(b"HEAD /copyleaks/indexed/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = read_until_closed(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ")
+    assert body == b""
+
+
 def test_garbage_request_answered_400(
     start_gateway: Callable[..., Running], pki: PKI
 ) -> None:

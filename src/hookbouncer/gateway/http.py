@@ -224,6 +224,9 @@ class HTTPProtocol(Protocol):
         self.timer: Timer | None = None
         self.io: Transport = cast(Transport, None)
         self.waiting_for = "header"
+        # The method of the request being answered: a response to HEAD
+        # carries the headers of the response it stands for, but no body.
+        self.method: bytes | None = None
 
     # -- connection lifecycle --
 
@@ -338,6 +341,15 @@ class HTTPProtocol(Protocol):
 
     def _on_request(self, event: h11.Request) -> None:
         assert self.info is not None
+        self.method = event.method
+        # h11 bounds only a header block that is still incomplete, and TLS
+        # hands it up to 16 KiB records at a time, so a block that arrived
+        # whole is measured here: request line, names, values, separators.
+        size = len(event.method) + len(event.target) + 12
+        size += sum(len(name) + len(value) + 4 for name, value in event.headers)
+        if size > self.limits.max_header_bytes:
+            self._reject_malformed("header_too_large", 431)
+            return
         self._arm(self.limits.body_timeout, "body")
         headers = tuple(
             (name.decode("latin-1"), value.decode("latin-1"))
@@ -431,9 +443,9 @@ class HTTPProtocol(Protocol):
             data = self.parser.send(
                 h11.Response(status_code=response.status, headers=headers)
             )
-            data = (data or b"") + (
-                self.parser.send(h11.Data(data=response.body)) or b""
-            )
+            data = data or b""
+            if self.method != b"HEAD":
+                data += self.parser.send(h11.Data(data=response.body)) or b""
             data += self.parser.send(h11.EndOfMessage()) or b""
         except h11.LocalProtocolError:
             log.exception("cannot write a %d response", response.status)
@@ -448,6 +460,7 @@ class HTTPProtocol(Protocol):
         except h11.LocalProtocolError:
             self._lose()
             return
+        self.method = None
         self._arm(self.limits.idle_timeout, "idle")
 
     def _lose(self) -> None:
