@@ -23,6 +23,8 @@ from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer  # type: ignore[import-untyped]
 
+from hookbouncer.errors import ConfigError
+
 ClientCertificateMode = Literal["off", "request", "require"]
 
 # Forward secrecy and AEAD only for TLS 1.2; TLS 1.3 keeps OpenSSL's suites.
@@ -43,6 +45,48 @@ def _accept_any_chain(
     # Self-signed leaves (error 18) and unknown issuers are expected: the
     # pin set, checked per request, is the only judge of the certificate.
     return True
+
+
+def validate_server_files(certificate: Path, private_key: Path, source: str) -> None:
+    """Raise `ConfigError` naming the key unless the PEM files load and match.
+
+    Run before anything starts, so a bad file stops `serve` with the usual
+    configuration message instead of an OpenSSL traceback.
+    """
+    # Each file is loaded into a context of its own first, so a key that
+    # does not match is told apart from a key that cannot be read.
+    loads = (
+        ("server.certificate", certificate, "a PEM certificate chain"),
+        ("server.private_key", private_key, "an unencrypted PEM private key"),
+    )
+    for key, path, expected in loads:
+        if not path.is_file():
+            raise ConfigError(
+                f"{source}: {key} = {str(path)!r} is invalid: the file does not"
+                " exist; check the path (relative paths start at the config"
+                " file's folder)"
+            )
+        alone = SSL.Context(SSL.TLS_SERVER_METHOD)
+        try:
+            if key == "server.certificate":
+                alone.use_certificate_chain_file(str(path))
+            else:
+                alone.use_privatekey_file(str(path))
+        except (OSError, SSL.Error):
+            raise ConfigError(
+                f"{source}: {key} = {str(path)!r} is invalid: the file cannot be"
+                f" read as {expected}"
+            ) from None
+    context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    try:
+        context.use_certificate_chain_file(str(certificate))
+        context.use_privatekey_file(str(private_key))
+        context.check_privatekey()
+    except SSL.Error:
+        raise ConfigError(
+            f"{source}: server.private_key = {str(private_key)!r} is invalid: it"
+            f" does not match the certificate in {str(certificate)!r}"
+        ) from None
 
 
 def build_context(

@@ -1,0 +1,57 @@
+"""`hookbouncer serve` stops with a configuration error before it starts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.support import HOOKBOUNCER, PKI, base_config, make_pki, write_config
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> PKI:
+    return make_pki(tmp_path / "pki")
+
+
+def serve(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HOOKBOUNCER, "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "named", "fix"),
+    [
+        ("missing_certificate", "server.certificate", "does not exist"),
+        ("empty_certificate", "server.certificate", "PEM certificate"),
+        ("other_key", "server.private_key", "does not match"),
+    ],
+)
+def test_bad_server_files_exit_2(
+    tmp_path: Path, pki: PKI, change: str, named: str, fix: str
+) -> None:
+    server: dict[str, object] = {}
+    if change == "missing_certificate":
+        server["certificate"] = tmp_path / "absent.pem"
+    elif change == "empty_certificate":
+        (tmp_path / "empty.pem").write_text("")
+        server["certificate"] = tmp_path / "empty.pem"
+    else:
+        server["private_key"] = pki.unpinned.private_key
+    config = write_config(
+        tmp_path / "config.toml", base_config(pki, tmp_path / "state", **server)
+    )
+
+    result = serve(config)
+
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert fix in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state" / "inbox.db").exists()
