@@ -40,6 +40,7 @@ from tests.gateway.support import (
     make_pki,
     read_until_closed,
     tls_socket,
+    wait_for,
     write_config,
 )
 
@@ -299,16 +300,32 @@ def test_garbage_request_answered_400(
     assert answer.startswith(b"HTTP/1.1 400 ")
 
 
+def handshake_failures() -> float:
+    value = REGISTRY.get_sample_value("hookbouncer_tls_handshake_failures_total")
+    return value or 0.0
+
+
 def test_require_mode_fails_handshake_without_cert(
-    start_gateway: Callable[..., Running], pki: PKI
+    start_gateway: Callable[..., Running],
+    pki: PKI,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # No earlier failure in this process may hold back this test's line.
+    monkeypatch.setattr("hookbouncer.gateway.http.HANDSHAKE_LOG_INTERVAL", 0.0)
     running = start_gateway(client_certificate="require")
+    before = handshake_failures()
     failures = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
-    with pytest.raises(failures), tls_socket(pki, running.port, None) as sock:
-        # TLS 1.3 reports the missing certificate on the first read.
-        sock.sendall(webhook_request(pki, "no-cert"))
-        if not sock.recv(1):
-            raise ConnectionResetError("closed without an answer")
+    with caplog.at_level("WARNING", logger="hookbouncer.gateway"):
+        with pytest.raises(failures), tls_socket(pki, running.port, None) as sock:
+            # TLS 1.3 reports the missing certificate on the first read.
+            sock.sendall(webhook_request(pki, "no-cert"))
+            if not sock.recv(1):
+                raise ConnectionResetError("closed without an answer")
+        # The failure is counted and logged, so a sender that stops
+        # presenting its certificate is visible to operators.
+        assert wait_for(lambda: handshake_failures() > before)
+        assert wait_for(lambda: "TLS handshake failed from 127.0.0.1" in caplog.text)
 
 
 def test_require_mode_accepts_pinned_cert(

@@ -38,16 +38,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 from typing import cast
 
 import h11
+from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
+from hookbouncer.gateway import metrics
 from hookbouncer.gateway.tls import peer_certificate_der
 
 log = logging.getLogger("hookbouncer.gateway")
@@ -56,6 +59,40 @@ JSON = b"application/json"
 
 # Bytes a client may send ahead while its previous request is decided.
 MAX_HELD_BYTES = 64 * 1024
+
+
+# At most one handshake failure line per this many seconds; the metric
+# counts every one.
+HANDSHAKE_LOG_INTERVAL = 10.0
+_handshake_log = {"last": float("-inf"), "suppressed": 0}
+
+
+def _log_handshake_failure(peer: str, error: BaseException) -> None:
+    """Count a failed TLS handshake and log it, rate limited."""
+    metrics.TLS_HANDSHAKE_FAILURES.inc()
+    now = time.monotonic()
+    if now - _handshake_log["last"] < HANDSHAKE_LOG_INTERVAL:
+        _handshake_log["suppressed"] += 1
+        return
+    suppressed = int(_handshake_log["suppressed"])
+    _handshake_log.update(last=now, suppressed=0)
+    log.warning(
+        "TLS handshake failed from %s: %s%s",
+        peer,
+        _ssl_reason(error),
+        f" ({suppressed} more since the last line)" if suppressed else "",
+        extra={"client": peer},
+    )
+
+
+def _ssl_reason(error: BaseException) -> str:
+    """Return OpenSSL's reason strings, such as 'peer did not return a certificate'."""
+    details = error.args[0] if error.args else None
+    if isinstance(details, list):
+        reasons = [str(entry[-1]) for entry in details if isinstance(entry, tuple)]
+        if reasons:
+            return "; ".join(reasons)
+    return type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -227,6 +264,7 @@ class HTTPProtocol(Protocol):
         # The method of the request being answered: a response to HEAD
         # carries the headers of the response it stands for, but no body.
         self.method: bytes | None = None
+        self.requests = 0
 
     # -- connection lifecycle --
 
@@ -238,6 +276,9 @@ class HTTPProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._disarm()
+        error = reason.value
+        if not self.closing and self.requests == 0 and isinstance(error, SSL.Error):
+            _log_handshake_failure(self.info.peer if self.info else "?", error)
         self.closing = True
         self.on_close(self)
 
@@ -342,6 +383,7 @@ class HTTPProtocol(Protocol):
     def _on_request(self, event: h11.Request) -> None:
         assert self.info is not None
         self.method = event.method
+        self.requests += 1
         # h11 bounds only a header block that is still incomplete, and TLS
         # hands it up to 16 KiB records at a time, so a block that arrived
         # whole is measured here: request line, names, values, separators.

@@ -37,6 +37,11 @@ DURATION = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+TLS_HANDSHAKE_FAILURES = Counter(
+    "hookbouncer_tls_handshake_failures",
+    "TLS connections that failed before a request, such as a client without"
+    " a certificate under client_certificate = require.",
+)
 TLS_CONNECTIONS = Counter(
     "hookbouncer_connections",
     "Accepted connections by listener kind.",
