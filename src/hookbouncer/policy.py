@@ -88,6 +88,19 @@ _ADDRESS_REASONS = {
 _REFRESH_REASONS = {Reason.NOT_IN_ALLOWLIST, Reason.CERTIFICATE_NOT_PINNED}
 
 
+# Failures that say the lists are not usable yet, not that the request is
+# forged: the gateway answers 503 so that Copyleaks retries later.
+_UNAVAILABLE_REASONS = frozenset(
+    {Reason.RANGES_NOT_LOADED, Reason.PINS_NOT_LOADED, Reason.FEEDS_FAIL_CLOSED}
+)
+
+
+def _only_lists_unavailable(failures: tuple[Failure, ...]) -> bool:
+    return bool(failures) and all(
+        failure.reason in _UNAVAILABLE_REASONS for failure in failures
+    )
+
+
 def _only_list_misses(failures: tuple[Failure, ...]) -> bool:
     return bool(failures) and all(
         failure.reason in _REFRESH_REASONS for failure in failures
@@ -136,6 +149,11 @@ class Verdict:
     def needs_feed_refresh(self) -> bool:
         """Whether a newer feed could fix every failure, as on `Decision`."""
         return _only_list_misses(self.failures)
+
+    @property
+    def lists_unavailable(self) -> bool:
+        """True when every failure is a list not loaded or past fail_closed_after."""
+        return _only_lists_unavailable(self.failures)
 
 
 @dataclass(frozen=True)
@@ -427,9 +445,15 @@ class Verifier:
         self, verdict: Verdict, failures: list[Failure], context: str | None
     ) -> Decision:
         accepted = not failures
+        if accepted:
+            status = 200
+        elif _only_lists_unavailable(tuple(failures)):
+            status = 503
+        else:
+            status = 403
         return Decision(
             accepted=accepted,
-            status=200 if accepted else 403,
+            status=status,
             route=verdict.route,
             client_address=verdict.client_address,
             thumbprint=verdict.thumbprint,

@@ -69,12 +69,12 @@ class MutableTrust:
     def __init__(self, ranges: list[str], pins: list[str]) -> None:
         self.set(ranges, pins)
 
-    def set(self, ranges: list[str], pins: list[str]) -> None:
+    def set(self, ranges: list[str], pins: list[str], *, loaded: bool = True) -> None:
         self.snapshot = TrustSnapshot(
             allowlist=Allowlist(ip_network(entry) for entry in ranges),
             pins=PinSet(normalize_thumbprint(pin) for pin in pins),
-            ranges_loaded=True,
-            pins_loaded=True,
+            ranges_loaded=loaded,
+            pins_loaded=loaded,
         )
 
     def __call__(self) -> TrustSnapshot:
@@ -354,6 +354,51 @@ def test_missing_pin_asks_early_refresh(
         )
     assert response.status_code == 403
     assert running.refreshes == [1]
+
+
+@pytest.mark.parametrize(
+    ("ranges", "pin_client", "token_scan"),
+    [
+        # Neither connection check passed: the body is not even read.
+        (["192.0.2.0/24"], False, "refresh"),
+        # The address is listed but the token is wrong: not a rotation.
+        (["127.0.0.1/32"], False, "another-scan"),
+    ],
+)
+def test_forgery_does_not_ask_refresh(
+    start_gateway: Callable[..., Running],
+    pki: PKI,
+    ranges: list[str],
+    pin_client: bool,
+    token_scan: str,
+) -> None:
+    running = start_gateway()
+    pin = pki.client.sha1 if pin_client else pki.unpinned.sha1
+    running.trust.set(ranges, [pin])
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        response = sender.send(
+            "indexed", "refresh", developer_payload=pki.seal(token_scan)
+        )
+    assert response.status_code == 403
+    assert running.refreshes == []
+
+
+def test_lists_not_loaded_answered_503(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    running.trust.set([], [], loaded=False)
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        response = sender.send(
+            "indexed", "unloaded", developer_payload=pki.seal("unloaded")
+        )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert running.inbox.list() == []
 
 
 # -- plain mode behind a TLS terminator --

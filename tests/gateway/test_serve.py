@@ -188,7 +188,9 @@ def test_unpinned_certificate_rejected(
     mark = last_rejection_id(inbox)
     sender = pki.sender(url(gateway, "::1"), certificate=pki.unpinned)
     with sender:
-        response = sender.send("indexed", "unpinned", developer_payload=pki.seal("x"))
+        response = sender.send(
+            "indexed", "unpinned", developer_payload=pki.seal("unpinned")
+        )
     assert response.status_code == 403
     assert rejection_reasons(inbox, "::1", mark) == ("certificate_not_pinned",)
     recorded = next(r for r in inbox.list_rejections(limit=5) if r.id > mark)

@@ -4,7 +4,11 @@ Order of work, cheapest and least trusting first:
 
 1. route (`match_route`): 404 for an unknown path, 405 with `Allow`;
 2. connection checks (`Verifier.check_connection`): source address and
-   client certificate, before any body byte is read, 403 on failure;
+   client certificate, before any body byte is read, 403 on failure (503
+   while the lists are not loaded or past `fail_closed_after`, so the
+   sender retries). A request whose only failure is a list miss while the
+   other connection check passed is read on, so its body checks can show
+   that the feeds need an early refresh;
 3. the body, read by the HTTP layer under `max_body_bytes` (413);
 4. body checks (`Verifier.check_body`): JSON shape (400), developerPayload
    and header secret (403);
@@ -38,7 +42,7 @@ from hookbouncer.gateway import metrics
 from hookbouncer.gateway.http import ConnectionInfo, RequestHead, Response
 from hookbouncer.gateway.pool import WorkerPool
 from hookbouncer.inbox import AcceptedWebhook, Inbox, Rejection, safe_headers
-from hookbouncer.policy import ConnectionFacts, Reason, Verdict, Verifier
+from hookbouncer.policy import ConnectionFacts, Verdict, Verifier
 from hookbouncer.routes import MethodNotAllowed, RouteMatch, match_route
 
 log = logging.getLogger("hookbouncer.gateway")
@@ -62,10 +66,6 @@ UNAVAILABLE = Response(
     503, _json({"error": "unavailable"}), ((b"retry-after", b"5"),), close=True
 )
 BY_STATUS = {400: BAD_REQUEST, 408: TIMEOUT, 413: TOO_LARGE}
-
-# Connection failures that a newer feed could fix (Copyleaks added a range
-# or rotated its certificate); the same rule as `Decision.needs_feed_refresh`.
-REFRESH_REASONS = frozenset({Reason.NOT_IN_ALLOWLIST, Reason.CERTIFICATE_NOT_PINNED})
 
 # Rejections waiting for a pool thread beyond this are dropped and counted,
 # so a flood of forgeries cannot queue unbounded work.
@@ -143,18 +143,34 @@ class WebhookApplication:
             self.reject_later(route, connection.peer, outcome, None)
             return self.finish_log(connection, head, route, started, outcome)
         client = client_text(verdict, connection)
-        if not verdict.passed:
+        if not verdict.passed and not self.worth_reading(route, verdict):
             outcome = Outcome(
-                FORBIDDEN,
-                "rejected",
+                UNAVAILABLE if verdict.lists_unavailable else FORBIDDEN,
+                "unavailable" if verdict.lists_unavailable else "rejected",
                 tuple(str(failure.reason) for failure in verdict.failures),
                 verdict.thumbprint or connection.thumbprint(),
             )
             self.reject_later(route, client, outcome, None)
-            if all(failure.reason in REFRESH_REASONS for failure in verdict.failures):
-                self.request_early_refresh()
             return self.finish_log(connection, head, route, started, outcome, client)
         return Exchange(self, connection, head, route, verdict, started)
+
+    def worth_reading(self, route: RouteMatch, verdict: Verdict) -> bool:
+        """Tell whether a failed request may still show a feed is out of date.
+
+        That is so when the only failure is an address or certificate
+        missing from its list while the other connection check passed: the
+        body checks then decide whether to ask for an early refresh, and the
+        answer is 403 either way. A request that passed no connection check
+        is not read, so an anonymous client cannot make the gateway read
+        bodies or fetch feeds.
+        """
+        if not verdict.needs_feed_refresh:
+            return False
+        connection_checks = {"source_ip", "client_certificate"}.intersection(
+            self.config.routes[route.route_class].checks
+        )
+        failed = {failure.check for failure in verdict.failures}
+        return len(failed) < len(connection_checks)
 
     def malformed(self, connection: ConnectionInfo, reason: str) -> Response:
         metrics.REQUESTS.labels(route="unknown", decision="malformed").inc()
@@ -252,8 +268,13 @@ class WebhookApplication:
         client: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
+        presented: str | None = None,
     ) -> Outcome:
-        """Run the body checks and commit; runs in a pool thread."""
+        """Run the body checks and commit; runs in a pool thread.
+
+        `presented` is the thumbprint of the client certificate, pinned or
+        not, for the rejection record.
+        """
         received_at = time.time()
         try:
             decision = self.verifier.check_body(verdict, headers, body)
@@ -262,7 +283,7 @@ class WebhookApplication:
                 BY_STATUS.get(error.status, FORBIDDEN),
                 "malformed" if error.status == 400 else "rejected",
                 (error.reason,),
-                verdict.thumbprint,
+                verdict.thumbprint or presented,
             )
             self.reject_later(route, client, outcome, received_at)
             return outcome
@@ -270,10 +291,10 @@ class WebhookApplication:
             self.reactor.callFromThread(self.request_early_refresh)  # type: ignore[attr-defined]
         if not decision.accepted:
             outcome = Outcome(
-                FORBIDDEN,
-                "rejected",
+                UNAVAILABLE if decision.status == 503 else FORBIDDEN,
+                "unavailable" if decision.status == 503 else "rejected",
                 tuple(str(failure.reason) for failure in decision.failures),
-                verdict.thumbprint,
+                verdict.thumbprint or presented,
             )
             self.reject_later(route, client, outcome, received_at)
             return outcome
@@ -329,6 +350,7 @@ class Exchange:
             self.client,
             self.head.headers,
             body,
+            self.verdict.thumbprint or self.connection.thumbprint(),
         )
         return deferred.addErrback(self._unexpected).addCallback(self._respond)
 
