@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -55,3 +56,16 @@ def test_bad_server_files_exit_2(
     assert fix in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state" / "inbox.db").exists()
+
+
+def test_port_in_use_names_address(tmp_path: Path, pki: PKI) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        document = base_config(pki, tmp_path / "state", listen=[address])
+        result = serve(write_config(tmp_path / "config.toml", document))
+
+    assert result.returncode == 1
+    assert f"cannot listen on {address}: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr

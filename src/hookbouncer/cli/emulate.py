@@ -171,7 +171,13 @@ def run_api(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--thumbprint-of {path}: cannot read a PEM certificate: {error}"
             ) from None
-    api = SecurityAPI(host, port)
+    try:
+        api = SecurityAPI(host, port)
+    except OSError as error:
+        raise HookbouncerError(
+            f"cannot listen on {args.listen}: {(error.strerror or str(error)).lower()};"
+            " stop the other process or choose another --listen"
+        ) from None
     api.set_ranges(list(args.range))
     api.set_thumbprints(thumbprints)
     if args.ca_out is not None:

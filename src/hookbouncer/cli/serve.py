@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return supervise(config, args.workers, run_worker)
     except OSError as error:
-        raise HookbouncerError(f"cannot listen: {error}") from None
+        raise HookbouncerError(error.strerror or str(error)) from None
 
 
 def run_worker(
@@ -89,7 +89,7 @@ def run_worker(
         runtime.start(bound, primary=index == 0)
     except OSError as error:
         runtime.close()
-        raise HookbouncerError(f"cannot listen: {error}") from None
+        raise HookbouncerError(error.strerror or str(error)) from None
     if bound is not None:
         for sock in bound.values():
             sock.close()

@@ -98,10 +98,18 @@ def bind(address: str) -> socket.socket:
     once and let every worker process accept on the same sockets.
     """
     parsed = parse_listen_address(address, "listen", "<listen>")
-    if isinstance(parsed, Path):
-        return bind_unix(parsed)
-    host, port = parsed
-    return bind_tcp("127.0.0.1" if host == "localhost" else host, port)
+    try:
+        if isinstance(parsed, Path):
+            return bind_unix(parsed)
+        host, port = parsed
+        return bind_tcp("127.0.0.1" if host == "localhost" else host, port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(
+            error.errno,
+            f"cannot listen on {address}: {reason.lower()}; stop the other"
+            " process or choose another address in the config",
+        ) from None
 
 
 def listen(
