@@ -54,9 +54,10 @@ def load_config(
 ) -> Config:
     """Read, override from the environment, validate and return the config.
 
-    `gateway=False` skips the checks that only the gateway needs (a server
-    certificate, the secrets of each configured check, the relay's signing
-    secret), so `sync` and `status` run from a feeds-only config.
+    `gateway=False` drops the requirements that only the gateway has (a
+    server certificate, a secret for each configured check, a signing
+    secret for the relay URL), so `sync` and `status` run from a
+    feeds-only config. Values that are present are still validated.
     """
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {}

@@ -54,7 +54,7 @@ def validate_server_files(certificate: Path, private_key: Path, source: str) -> 
     configuration message instead of an OpenSSL traceback.
     """
     # Each file is loaded into a context of its own first, so a key that
-    # does not match is told apart from a key that cannot be read.
+    # does not match is distinguished from a key that cannot be read.
     loads = (
         ("server.certificate", certificate, "a PEM certificate chain"),
         ("server.private_key", private_key, "an unencrypted PEM private key"),
