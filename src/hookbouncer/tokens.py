@@ -61,39 +61,40 @@ _KEY_ID = re.compile(r"[0-9a-f]{8}")
 
 
 class TokenError(RequestError):
-    """A sealed developerPayload did not open (403); `reason` is the cause."""
+    """A sealed developerPayload did not open (403); `reason` is the cause.
+
+    Each subclass fixes its reason code in `code`.
+    """
 
     status = 403
+    code = "token_invalid"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(self.code, detail)
 
 
 class TokenMalformed(TokenError):
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("token_malformed", detail)
+    code = "token_malformed"
 
 
 class TokenUnknownKey(TokenError):
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("token_unknown_key", detail)
+    code = "token_unknown_key"
 
 
 class TokenTampered(TokenError):
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("token_tampered", detail)
+    code = "token_tampered"
 
 
 class TokenWrongScan(TokenError):
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("token_wrong_scan", detail)
+    code = "token_wrong_scan"
 
 
 class TokenExpired(TokenError):
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("token_expired", detail)
+    code = "token_expired"
 
 
 class TokenFuture(TokenError):
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("token_future", detail)
+    code = "token_future"
 
 
 class TokenTooLong(HookbouncerError):
