@@ -29,8 +29,7 @@ from hookbouncer.allowlist import Allowlist
 from hookbouncer.certificates import (
     CertificateError,
     forwarded_certificate,
-    load_certificate,
-    validity,
+    validity_at,
 )
 from hookbouncer.config import CHECKS, Check, Config, validate_trusted_proxy
 from hookbouncer.errors import ConfigError, MalformedBody
@@ -328,7 +327,9 @@ class Verifier:
         if der is None:
             return fail(Reason.CERTIFICATE_MISSING)
         try:
-            certificate = load_certificate(der)
+            # Parses the certificate (cached per DER) and checks its dates
+            # before any pin is looked at, so a malformed one is "invalid".
+            dates = validity_at(der, self._clock())
         except CertificateError:
             return fail(Reason.CERTIFICATE_INVALID)
         if snapshot.fail_closed:
@@ -338,7 +339,6 @@ class Verifier:
         thumbprint = snapshot.pins.matches(der)
         if thumbprint is None:
             return fail(Reason.CERTIFICATE_NOT_PINNED)
-        dates = validity(certificate, self._clock())
         if dates is None:
             return thumbprint, [], []
         reason = (

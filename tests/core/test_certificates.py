@@ -16,6 +16,8 @@ from hookbouncer.certificates import (
     load_certificate,
     thumbprints,
     validity,
+    validity_at,
+    validity_window,
 )
 
 from .conftest import NOW, der_to_pem, make_certificate
@@ -84,6 +86,39 @@ def test_load_certificate_invalid(data: bytes) -> None:
 def test_validity(not_before: float, not_after: float, expected: str | None) -> None:
     der = make_certificate(not_before=not_before, not_after=not_after)
     assert validity(load_certificate(der), NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("not_before", "not_after", "expected"),
+    [
+        (NOW - 10, NOW + 10, None),
+        (NOW - 20, NOW - 10, "expired"),
+        (NOW + 10, NOW + 20, "not_yet_valid"),
+    ],
+)
+def test_validity_at_matches_validity(
+    not_before: float, not_after: float, expected: str | None
+) -> None:
+    der = make_certificate(not_before=not_before, not_after=not_after)
+    assert validity_at(der, NOW) == expected
+    # The second call is answered from the cache, with the same result.
+    assert validity_at(der, NOW) == expected
+
+
+def test_validity_at_bounds_inclusive() -> None:
+    der = make_certificate(not_before=NOW - 10, not_after=NOW + 10)
+    not_before, not_after = validity_window(der)
+    assert validity_at(der, not_before) is None
+    assert validity_at(der, not_after) is None
+    assert validity_at(der, not_after + 1) == "expired"
+    assert validity_at(der, not_before - 1) == "not_yet_valid"
+
+
+@pytest.mark.parametrize("data", [b"", b"not a certificate"])
+def test_validity_at_invalid_raises_each_time(data: bytes) -> None:
+    for _ in range(2):
+        with pytest.raises(CertificateError):
+            validity_at(data, NOW)
 
 
 # -- forwarded headers --
