@@ -8,6 +8,7 @@ plain mode behind a proxy can be driven byte by byte.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
@@ -29,6 +30,7 @@ from hookbouncer.certificates import PinSet
 from hookbouncer.config import load_config
 from hookbouncer.feeds.validate import normalize_thumbprint
 from hookbouncer.gateway.admin import Readiness
+from hookbouncer.gateway.app import REACTOR_BODY_BYTES
 from hookbouncer.gateway.server import Gateway
 from hookbouncer.inbox import Inbox, open_inbox
 from hookbouncer.policy import Verifier
@@ -607,3 +609,53 @@ def test_partial_pipelined_header_cut_off(
         rest = read_until_closed(sock)
     assert first.startswith(b"HTTP/1.1 200 ")
     assert rest == b""
+
+
+def test_small_body_skips_pool_large_uses_it(
+    start_gateway: Callable[..., Running],
+    pki: PKI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Bodies up to REACTOR_BODY_BYTES are checked on the reactor thread and
+    # committed by the inbox writer; larger ones go through the pool.
+    running = start_gateway(max_body_bytes=4 * REACTOR_BODY_BYTES)
+    pool = running.gateway.pool
+    pooled: list[str] = []
+    run = pool.run
+
+    def counting_run(function: Callable[..., Any], *args: Any) -> Any:
+        pooled.append(function.__name__)
+        return run(function, *args)
+
+    monkeypatch.setattr(pool, "run", counting_run)
+    padding = "x" * (2 * REACTOR_BODY_BYTES)
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        small = sender.send("indexed", "small", developer_payload=pki.seal("small"))
+        assert pooled == []
+        body = json.dumps(
+            {"status": 3, "developerPayload": pki.seal("large"), "pad": padding}
+        ).encode()
+        large = sender.send("indexed", "large", body=body)
+    assert small.status_code == 200
+    assert large.status_code == 200
+    assert pooled == ["decide_and_record"]
+    stored = {webhook.scan_id: webhook for webhook in running.inbox.list()}
+    assert set(stored) == {"small", "large"}
+    assert stored["large"].body_size == len(body)
+
+
+def test_closed_inbox_answered_503(
+    start_gateway: Callable[..., Running], pki: PKI
+) -> None:
+    running = start_gateway()
+    running.inbox.close()
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        response = sender.send(
+            "indexed", "closed", developer_payload=pki.seal("closed")
+        )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"

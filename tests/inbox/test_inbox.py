@@ -395,6 +395,62 @@ def test_failed_write_spares_its_group(inbox: Inbox) -> None:
     assert inbox.stats().rejections == 1
 
 
+class _Results:
+    """Collect `record_accepted_later` callbacks, which run on the writer thread."""
+
+    def __init__(self, expected: int) -> None:
+        self.calls: list[tuple[Any, BaseException | None]] = []
+        self.expected = expected
+        self.done = threading.Event()
+
+    def __call__(self, outcome: Any, error: BaseException | None) -> None:
+        self.calls.append((outcome, error))
+        if len(self.calls) == self.expected:
+            self.done.set()
+
+
+def test_record_later_calls_back_after_commit(inbox: Inbox) -> None:
+    sql_inbox = _sql(inbox)
+    gate = _Gate(sql_inbox)
+    commits_before = sql_inbox.commit_count
+    results = _Results(3)
+    for number in (1, 2, 1):
+        sql_inbox.record_accepted_later(make_webhook(number), results)
+    assert results.calls == []
+    gate.open_when_queued(3)
+    assert results.done.wait(30)
+
+    outcomes = [outcome for outcome, _ in results.calls]
+    assert [error for _, error in results.calls] == [None, None, None]
+    assert [outcome.duplicate for outcome in outcomes] == [False, False, True]
+    assert outcomes[2].id == outcomes[0].id
+    # One commit for the blocking write, one for the three queued ones.
+    assert sql_inbox.commit_count - commits_before == 2
+    stored = inbox.get(outcomes[1].id)
+    assert stored is not None
+    assert stored.scan_id == "scan-2"
+
+
+def test_record_later_reports_write_failure(inbox: Inbox) -> None:
+    results = _Results(1)
+    # No driver can bind a plain object, so the INSERT fails on the writer.
+    unbindable = make_webhook(1, client_address=object())
+    _sql(inbox).record_accepted_later(unbindable, results)
+    assert results.done.wait(30)
+    outcome, error = results.calls[0]
+    assert outcome is None
+    assert isinstance(error, InboxUnavailable)
+    assert "cannot be written" in str(error)
+
+
+def test_record_later_on_closed_inbox_raises(inbox: Inbox) -> None:
+    inbox.close()
+    results = _Results(1)
+    with pytest.raises(InboxUnavailable, match="closed"):
+        _sql(inbox).record_accepted_later(make_webhook(1), results)
+    assert results.calls == []
+
+
 def test_group_commit_off_commits_each_write(open_inbox: OpenInbox) -> None:
     inbox = open_inbox(max_batch=1)
     before = _sql(inbox).commit_count

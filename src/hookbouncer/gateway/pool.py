@@ -75,14 +75,21 @@ class WorkerPool:
             except BaseException as error:
                 if deferred is not None:
                     result = (deferred, False, error)
-            if result is None:
-                continue
-            self.results.append(result)
-            with self.lock:
-                if self.delivery_pending:
-                    continue
-                self.delivery_pending = True
-            self.reactor.callFromThread(self._deliver)
+            if result is not None:
+                self.hand_back(*result)
+
+    def hand_back(self, deferred: defer.Deferred[Any], ok: bool, value: Any) -> None:
+        """Fire `deferred` on the reactor thread; callable from any thread.
+
+        `value` is the result when `ok`, else the exception to errback with.
+        Results handed back while a delivery is pending share its wake-up.
+        """
+        self.results.append((deferred, ok, value))
+        with self.lock:
+            if self.delivery_pending:
+                return
+            self.delivery_pending = True
+        self.reactor.callFromThread(self._deliver)
 
     def _deliver(self) -> None:
         # Clear the flag before draining, so a result appended after the

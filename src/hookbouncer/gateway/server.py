@@ -33,9 +33,11 @@ from hookbouncer.policy import Verifier
 
 log = logging.getLogger("hookbouncer.gateway")
 
-# Threads for body checks and inbox commits. Commits block until durable,
-# and concurrent ones share a group commit, so more threads than cores
-# turn into larger batches rather than more CPU.
+# Threads for blocking work: rejection records, readiness probes, and the
+# checks and commit of a body over `app.REACTOR_BODY_BYTES` (or of every
+# body when the inbox has no `record_accepted_later`). Commits block until
+# durable, and concurrent ones share a group commit, so more threads than
+# cores turn into larger batches rather than more CPU.
 POOL_THREADS = 16
 
 ADMIN_LIMITS = Limits(

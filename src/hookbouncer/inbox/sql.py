@@ -9,6 +9,7 @@ its driver wants another style.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import logging
 import threading
@@ -194,6 +195,42 @@ class SqlInbox(Transactor):
             raise self._unavailable("cannot be written", error) from error
 
     def record_accepted(self, webhook: AcceptedWebhook) -> RecordOutcome:
+        return self._write(self._webhook_insert(webhook))
+
+    def record_accepted_later(
+        self,
+        webhook: AcceptedWebhook,
+        callback: Callable[[RecordOutcome | None, BaseException | None], object],
+    ) -> None:
+        """Store a webhook like `record_accepted`, but return at once.
+
+        After the commit, `callback(outcome, None)` runs on the writer
+        thread, or `callback(None, InboxUnavailable(...))` when the write
+        failed. Raise `InboxUnavailable` at once when the inbox is closed.
+        The caller runs its own timer, as `record_accepted` gives up after
+        `write_timeout` seconds.
+        """
+        database_errors = self.database_errors
+        description = self.description
+
+        def finished(outcome: Any, error: BaseException | None) -> None:
+            if error is not None and isinstance(error, database_errors):
+                error = InboxUnavailable(
+                    f"inbox {description} cannot be written: {error}"
+                )
+            callback(outcome, error)
+
+        try:
+            self._writer.submit_later(self._webhook_insert(webhook), finished)
+        except WriterClosed as error:
+            raise InboxUnavailable(f"inbox {description} is closed") from error
+
+    @property
+    def write_timeout(self) -> float:
+        """Seconds `record_accepted` waits for its commit before giving up."""
+        return self._write_timeout
+
+    def _webhook_insert(self, webhook: AcceptedWebhook) -> _WebhookInsert:
         digest = body_digest(webhook.body)
         key = (webhook.route_class, webhook.event, webhook.scan_id, digest)
         headers = safe_headers(webhook.headers, self._credential_header)
@@ -205,11 +242,11 @@ class SqlInbox(Transactor):
             webhook.body,
             len(webhook.body),
             json.dumps([list(pair) for pair in headers]),
-            json.dumps(list(webhook.checks)),
+            _checks_json(webhook.checks),
             webhook.token_context,
             webhook.received_at,
         )
-        return self._write(_WebhookInsert(self, key, row))
+        return _WebhookInsert(self, key, row)
 
     def record_rejection(self, rejection: Rejection) -> None:
         if self._max_rejections == 0:
@@ -444,6 +481,12 @@ class SqlInbox(Transactor):
             delivered_at=None if row[16] is None else float(row[16]),
             body=bytes(row[17]) if with_body else None,
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _checks_json(checks: tuple[str, ...]) -> str:
+    # Each route class has one list of checks, so the text repeats.
+    return json.dumps(list(checks))
 
 
 _WEBHOOK_INSERT_COLUMNS = (

@@ -36,22 +36,42 @@ class WriteTimedOut(Exception):
     """The operation did not commit within the caller's timeout."""
 
 
+# Called on the writer thread once an operation has committed or failed,
+# with its result or its error.
+Callback = Callable[[Any, "BaseException | None"], object]
+
+
 class _Operation(Generic[T]):
-    """One queued write; `wait` returns once the writer has called `finish`."""
+    """One queued write; `wait` returns once the writer has called `finish`.
 
-    __slots__ = ("_done", "error", "function", "result")
+    With a callback, `finish` calls it instead, and nobody waits.
+    """
 
-    def __init__(self, function: Callable[[Any], T]) -> None:
+    __slots__ = ("_done", "callback", "error", "function", "result")
+
+    def __init__(
+        self, function: Callable[[Any], T], callback: Callback | None = None
+    ) -> None:
         self.function = function
         self.result: T | None = None
         self.error: BaseException | None = None
+        self.callback = callback
         # A bare lock held until the write is finished. It is cheaper than an
         # Event, which wraps a Condition, and every commit releases many.
         self._done = threading.Lock()
-        self._done.acquire()
+        if callback is None:
+            self._done.acquire()
 
     def finish(self) -> None:
-        self._done.release()
+        if self.callback is None:
+            self._done.release()
+            return
+        try:
+            self.callback(self.result, self.error)
+        except Exception:
+            # The callback belongs to the caller; a bug in it must not stop
+            # the writer from finishing the rest of the group.
+            log.exception("an inbox write callback failed")
 
     def wait(self, timeout: float | None) -> bool:
         return self._done.acquire(timeout=-1 if timeout is None else timeout)
@@ -126,6 +146,21 @@ class GroupCommitWriter:
         if operation.error is not None:
             raise operation.error
         return operation.result  # type: ignore[return-value]
+
+    def submit_later(self, function: Callable[[Any], T], callback: Callback) -> None:
+        """Run `function(connection)` in the next group without waiting.
+
+        After the commit, `callback(result, None)` runs on the writer
+        thread, or `callback(None, error)` when the write or the commit
+        failed. Raise `WriterClosed` at once when the writer is closed.
+        There is no timeout here: a caller that needs one keeps its own
+        timer and ignores a late callback.
+        """
+        operation = _Operation(function, callback)
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the inbox is closed")
+            self._queue.put(operation)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
