@@ -36,6 +36,7 @@ twisted.web, also pure Python, was not measured.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -133,6 +134,23 @@ class Response:
 FORBIDDEN = Response(403, b'{"error":"forbidden"}', close=True)
 
 
+@functools.lru_cache(maxsize=64)
+def _response_event(response: Response, close: bool) -> h11.Response:
+    """Build the h11 event for `response`, once per distinct response.
+
+    Most answers are a handful of constants, and h11 validates every
+    header of a new event, so the events are kept; h11 never changes one.
+    """
+    headers = [
+        (b"content-type", response.content_type),
+        (b"content-length", str(len(response.body)).encode()),
+        *response.headers,
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    return h11.Response(status_code=response.status, headers=headers)
+
+
 class Exchange(TypingProtocol):
     """One request whose head the application let through."""
 
@@ -167,6 +185,7 @@ class Transport(TypingProtocol):
 class Timer(TypingProtocol):
     def active(self) -> bool: ...
     def cancel(self) -> None: ...
+    def reset(self, seconds: float) -> None: ...
 
 
 class Clock(TypingProtocol):
@@ -295,17 +314,24 @@ class HTTPProtocol(Protocol):
     # -- timers --
 
     def _arm(self, seconds: float, phase: str) -> None:
-        self._disarm()
         self.waiting_for = phase
-        self.timer = self.clock.callLater(seconds, self._timed_out, phase)
+        timer = self.timer
+        if timer is not None and timer.active() and not self.closing:
+            # Moving the pending call is cheaper than cancelling it and
+            # scheduling a new one, which a request did three times.
+            timer.reset(seconds)
+            return
+        self._disarm()
+        self.timer = self.clock.callLater(seconds, self._timed_out)
 
     def _disarm(self) -> None:
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
 
-    def _timed_out(self, phase: str) -> None:
+    def _timed_out(self) -> None:
         self.timer = None
+        phase = self.waiting_for
         if self.closing:
             self._abort()
             return
@@ -474,18 +500,8 @@ class HTTPProtocol(Protocol):
     # -- output --
 
     def _send(self, response: Response, *, close: bool) -> None:
-        headers = [
-            (b"content-type", response.content_type),
-            (b"content-length", str(len(response.body)).encode()),
-            *response.headers,
-        ]
-        if close:
-            headers.append((b"connection", b"close"))
         try:
-            data = self.parser.send(
-                h11.Response(status_code=response.status, headers=headers)
-            )
-            data = data or b""
+            data = self.parser.send(_response_event(response, close)) or b""
             if self.method != b"HEAD":
                 data += self.parser.send(h11.Data(data=response.body)) or b""
             data += self.parser.send(h11.EndOfMessage()) or b""
