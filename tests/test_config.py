@@ -109,6 +109,29 @@ def test_parse_duration_rejects(text: str) -> None:
         ({"HOOKBOUNCER_SERVER__PORT": "1"}, "server.port"),
         ({"HOOKBOUNCER_INBOX__URL": "mysql://x"}, "inbox.url"),
         ({"HOOKBOUNCER_FEEDS__FAIL_CLOSED_AFTER": "1h"}, "feeds.fail_closed_after"),
+        ({"HOOKBOUNCER_FEEDS__FAIL_CLOSED_AFTER": "48h30m"}, "feeds.fail_closed_after"),
+        ({"HOOKBOUNCER_SERVER__LISTEN": "[]"}, "server.listen"),
+        (
+            {"HOOKBOUNCER_SERVER__LISTEN": '["127.0.0.1:1", "127.0.0.1:1"]'},
+            "server.listen",
+        ),
+        ({"HOOKBOUNCER_ADMIN__LISTEN": "127.0.0.1:8080"}, "admin.listen"),
+        (
+            {"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["0.0.0.0/1", "128.0.0.0/1"]'},
+            "trusted_proxies",
+        ),
+        (
+            {"HOOKBOUNCER_SERVER__TRUSTED_PROXIES": '["::/1", "8000::/1"]'},
+            "trusted_proxies",
+        ),
+        (
+            {
+                "HOOKBOUNCER_SERVER__TRUSTED_PROXIES": (
+                    '["0.0.0.0/1", "::ffff:128.0.0.0/97"]'
+                )
+            },
+            "trusted_proxies",
+        ),
     ],
 )
 def test_invalid_value_names_key(
@@ -245,3 +268,58 @@ def test_invalid_relay_secret_stops_load(tmp_path: Path) -> None:
         )
     assert "relay.signing_secret" in str(caught.value)
     assert "not-a-whsec" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"\xc2\xa0",  # a no-break space
+        b"\xe2\x80\x8b",  # a zero-width space
+        b"\x00",
+        b"good ",
+        b" good",
+    ],
+)
+def test_invisible_secret_line_rejected(tmp_path: Path, line: bytes) -> None:
+    path = write_config(tmp_path, PLAIN)
+    (tmp_path / "payload-secrets").write_bytes(b"first-secret\n" + line + b"\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"HB_TEST_TOKEN": "t"})
+    assert "line 2" in str(caught.value)
+
+
+def test_utf16_secrets_file_rejected(tmp_path: Path) -> None:
+    path = write_config(tmp_path, PLAIN)
+    (tmp_path / "payload-secrets").write_bytes("first-secret\n".encode("utf-16"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"HB_TEST_TOKEN": "t"})
+    assert "byte order mark" in str(caught.value)
+
+
+def test_invisible_secret_variable_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HB_TEST_TOKEN="\u200b")
+    assert "HB_TEST_TOKEN" in str(caught.value)
+
+
+def test_pasted_secret_in_env_list_not_shown(tmp_path: Path) -> None:
+    text = PLAIN.replace('["HB_TEST_TOKEN"]', '["s3cr3t-value-not-a-name!"]')
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert "not an environment variable name" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_override_value_never_echoed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, HOOKBOUNCER_DEVELOPER_PAYLOAD="S3CRET-value")
+    assert "HOOKBOUNCER_DEVELOPER_PAYLOAD" in str(caught.value)
+    assert "S3CRET" not in str(caught.value)
+
+
+def test_database_password_not_echoed(tmp_path: Path) -> None:
+    text = PLAIN + '[inbox]\nurl = "postgress://hb:pa55word@127.0.0.1/test"\n'
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert "inbox.url" in str(caught.value)
+    assert "pa55word" not in str(caught.value)

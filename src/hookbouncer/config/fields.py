@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -60,7 +61,16 @@ class TableReader:
         return f"environment variable {variable}" if variable else self.source
 
     def fail(self, key: str, value: object, fix: str) -> ConfigError:
-        shown = "<missing>" if value is MISSING else repr(value)
+        if key in self.overrides:
+            # A variable may hold a secret meant for elsewhere (a name clash
+            # with a section, say), so its value is never echoed.
+            return ConfigError(f"{self.origin(key)}: {key} is invalid: {fix}")
+        if value is MISSING:
+            shown = "<missing>"
+        elif isinstance(value, str):
+            shown = repr(_URL_PASSWORD.sub(r"\1:***@", value))
+        else:
+            shown = repr(value)
         return ConfigError(f"{self.origin(key)}: {key} = {shown} is invalid: {fix}")
 
     def table(self, name: str, known: set[str]) -> dict[str, Any]:
@@ -224,42 +234,29 @@ class TableReader:
         found: list[Secret] = []
         file_path = self.path(table, "secrets_file", f"{prefix}.secrets_file")
         if file_path is not None:
-            try:
-                lines = file_path.read_bytes().splitlines()
-            except OSError as error:
-                raise self.fail(
-                    f"{prefix}.secrets_file",
-                    str(file_path),
-                    f"the file cannot be read ({error.strerror}); check the path"
-                    " and its permissions",
-                ) from None
+            data = self.read_secret_file(file_path, f"{prefix}.secrets_file")
+            # Only a final line break may end the file; a blank line inside
+            # is a mistake worth stopping for.
+            lines = data.decode("utf-8").split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
             for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    found.append(Secret(line.strip(), f"{file_path}:{number}"))
-                elif line:
+                where = f"{file_path}:{number}"
+                problem = secret_problem(line.rstrip("\r"))
+                if problem:
                     raise self.fail(
                         f"{prefix}.secrets_file",
                         str(file_path),
-                        f"line {number} holds only white space; remove it",
+                        f"line {number} {problem}; remove or fix that line",
                     )
-        for variable in self.strings(table, "secrets_env", f"{prefix}.secrets_env", ()):
-            value = self.environ.get(variable)
-            if value is None:
-                raise self.fail(
-                    f"{prefix}.secrets_env",
-                    variable,
-                    f"environment variable {variable} is not set",
-                )
-            if not value.strip():
-                raise self.fail(
-                    f"{prefix}.secrets_env",
-                    variable,
-                    f"environment variable {variable} is empty or white space",
-                )
-            found.append(Secret(value.strip().encode("utf-8"), f"${variable}"))
+                found.append(Secret(line.rstrip("\r").encode("utf-8"), where))
+        names = self.strings(table, "secrets_env", f"{prefix}.secrets_env", ())
+        for index, variable in enumerate(names, start=1):
+            found.append(self.env_secret(variable, f"{prefix}.secrets_env", index))
         return tuple(found)
 
     def one_secret(self, table: dict[str, Any], key: str, prefix: str) -> Secret | None:
+        """Read one secret from `KEY_file` or the variable named by `KEY_env`."""
         if key in table:
             raise self.fail(
                 f"{prefix}.{key}",
@@ -270,24 +267,96 @@ class TableReader:
         file_path = self.path(table, f"{key}_file", f"{prefix}.{key}_file")
         variable = table.get(f"{key}_env")
         if file_path is not None:
-            try:
-                value = file_path.read_bytes().strip()
-            except OSError as error:
+            name = f"{prefix}.{key}_file"
+            data = self.read_secret_file(file_path, name)
+            # One secret per file: surrounding line breaks are not part of it.
+            text = data.decode("utf-8").strip("\r\n")
+            problem = secret_problem(text)
+            if problem:
+                raise self.fail(name, str(file_path), f"the secret {problem}")
+            return Secret(text.encode("utf-8"), str(file_path))
+        if variable is not None:
+            if not isinstance(variable, str):
                 raise self.fail(
-                    f"{prefix}.{key}_file",
-                    str(file_path),
-                    f"the file cannot be read ({error.strerror})",
-                ) from None
-            origin = str(file_path)
-        elif variable is not None:
-            if not isinstance(variable, str) or variable not in self.environ:
-                raise self.fail(
-                    f"{prefix}.{key}_env", variable, "name a set environment variable"
+                    f"{prefix}.{key}_env", "<hidden>", "name an environment variable"
                 )
-            value = self.environ[variable].strip().encode("utf-8")
-            origin = f"${variable}"
-        else:
-            return None
-        if not value:
-            raise self.fail(f"{prefix}.{key}", origin, "the secret is empty")
-        return Secret(value, origin)
+            return self.env_secret(variable, f"{prefix}.{key}_env", 1)
+        return None
+
+    def read_secret_file(self, path: Path, name: str) -> bytes:
+        """Return the bytes of a secrets file that is UTF-8 text."""
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise self.fail(
+                name,
+                str(path),
+                f"the file cannot be read ({error.strerror}); check the path"
+                " and its permissions",
+            ) from None
+        if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+            raise self.fail(
+                name,
+                str(path),
+                "the file starts with a byte order mark; save it as UTF-8 without one",
+            )
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail(
+                name, str(path), "the file is not UTF-8 text; save it as UTF-8"
+            ) from None
+        return data
+
+    def env_secret(self, variable: str, name: str, index: int) -> Secret:
+        """Read the secret in environment variable `variable`."""
+        if not _ENV_NAME.fullmatch(variable):
+            # Possibly a secret pasted where its variable's name belongs,
+            # so the entry itself is not shown.
+            raise self.fail(
+                name,
+                "<hidden>",
+                f"entry {index} is not an environment variable name: list the"
+                " names of the variables that hold the secrets",
+            )
+        value = self.environ.get(variable)
+        if value is None:
+            raise self.fail(
+                name, variable, f"environment variable {variable} is not set"
+            )
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.fail(
+                name, variable, f"environment variable {variable} is not UTF-8 text"
+            ) from None
+        problem = secret_problem(value)
+        if problem:
+            raise self.fail(
+                name, variable, f"environment variable {variable} {problem}"
+            )
+        return Secret(encoded, f"${variable}")
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The user information of a URL such as postgresql://user:password@host/db.
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", re.I)
+
+
+def secret_problem(text: str) -> str | None:
+    """Return why `text` cannot be a secret, or None when it can.
+
+    A secret that is empty, or made only of spaces, control or invisible
+    format characters (U+00A0, U+200B, NUL), looks blank to the operator
+    who wrote it but matches a forger who sends the same invisible text.
+    Surrounding white space would be invisible in the same way.
+    """
+    if not text:
+        return "is empty"
+    if all(unicodedata.category(char)[0] in "ZC" for char in text):
+        return "has only white space, control or invisible characters"
+    if text != text.strip() or unicodedata.category(text[0])[0] in "ZC":
+        return "starts or ends with white space or an invisible character"
+    if unicodedata.category(text[-1])[0] in "ZC":
+        return "starts or ends with white space or an invisible character"
+    return None

@@ -155,6 +155,13 @@ class _Reader(TableReader):
             relay=self.relay(),
             source=self.source,
         )
+        if config.admin.listen and config.admin.listen in config.server.listen:
+            raise self.fail(
+                "admin.listen",
+                config.admin.listen,
+                "it is also in server.listen: give the admin endpoints their own"
+                " address",
+            )
         if gateway:
             self.cross_check(config)
         return config
@@ -163,11 +170,17 @@ class _Reader(TableReader):
         d = ServerConfig()
         t = self.table("server", set(ServerConfig.__dataclass_fields__))
         listen = self.strings(t, "listen", "server.listen", d.listen)
+        if not listen:
+            raise self.fail("server.listen", [], "list at least one HOST:PORT")
+        if len(set(listen)) != len(listen):
+            raise self.fail("server.listen", list(listen), "list each address once")
         for address in listen:
-            parse_listen_address(address, "server.listen", self.source)
+            parse_listen_address(address, "server.listen", self.origin("server.listen"))
         trusted = self.strings(t, "trusted_proxies", "server.trusted_proxies", ())
+        origin = self.origin("server.trusted_proxies")
         for entry in trusted:
-            validate_trusted_proxy(entry, self.source)
+            validate_trusted_proxy(entry, origin)
+        validate_trusted_union(trusted, origin)
         prefix = self.text(t, "prefix", "server.prefix", d.prefix)
         if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)*", prefix):
             raise self.fail(
@@ -284,6 +297,25 @@ class _Reader(TableReader):
                 t.get("fail_closed_after"),
                 "it must be at least feeds.stale_after",
             )
+        refresh_every = self.required_duration(
+            t, "refresh_every", "feeds.refresh_every", d.refresh_every, 60.0
+        )
+        refresh_jitter = self.required_duration(
+            t, "refresh_jitter", "feeds.refresh_jitter", d.refresh_jitter
+        )
+        if (
+            fail_closed_after is not None
+            and fail_closed_after < 2 * refresh_every + refresh_jitter
+        ):
+            # One failed refresh must not close the gateway: the list must
+            # outlive at least two scheduled refreshes.
+            raise self.fail(
+                "feeds.fail_closed_after",
+                t.get("fail_closed_after"),
+                "it must be at least twice feeds.refresh_every plus"
+                " feeds.refresh_jitter, or the gateway closes after one failed"
+                " refresh",
+            )
         api_base = self.https_url(t, "api_base", "feeds.api_base", d.api_base)
         if not api_base:
             raise self.fail("feeds.api_base", api_base, "set the Copyleaks API URL")
@@ -294,12 +326,8 @@ class _Reader(TableReader):
                 t, "certificates_path", "feeds.certificates_path", d.certificates_path
             ),
             ca_bundle=self.path(t, "ca_bundle", "feeds.ca_bundle"),
-            refresh_every=self.required_duration(
-                t, "refresh_every", "feeds.refresh_every", d.refresh_every, 60.0
-            ),
-            refresh_jitter=self.required_duration(
-                t, "refresh_jitter", "feeds.refresh_jitter", d.refresh_jitter
-            ),
+            refresh_every=refresh_every,
+            refresh_jitter=refresh_jitter,
             stale_after=stale_after,
             fail_closed_after=fail_closed_after,
             early_refresh_interval=self.required_duration(
@@ -577,6 +605,30 @@ def parse_listen_address(text: str, key: str, source: str) -> tuple[str, int] | 
 
 
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def validate_trusted_union(entries: tuple[str, ...], source: str) -> None:
+    """Reject trusted proxies that together cover every IPv4 or IPv6 address."""
+    by_version: dict[int, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+    for entry in entries:
+        network = ipaddress.ip_network(entry)
+        if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(
+            _IPV4_MAPPED
+        ):
+            mapped = network.network_address.ipv4_mapped
+            assert mapped is not None
+            network = ipaddress.IPv4Network(
+                (mapped, network.prefixlen - _IPV4_MAPPED.prefixlen)
+            )
+        by_version.setdefault(network.version, []).append(network)
+    for networks in by_version.values():
+        for merged in ipaddress.collapse_addresses(networks):  # type: ignore[type-var]
+            if merged.prefixlen == 0:
+                raise ConfigError(
+                    f"{source}: server.trusted_proxies together cover every"
+                    f" IPv{merged.version} address ({merged}), which would trust"
+                    " every peer's forwarding headers: list the proxies' addresses"
+                )
 
 
 def validate_trusted_proxy(entry: str, source: str) -> None:
