@@ -6,7 +6,8 @@ reject every one of them, so `WatchedKeyRing` checks the file's identity
 (inode, size, modification time) at most once per `check_interval` and
 reloads it when it changed. A file that no longer loads (deleted, invalid,
 readable by others) is logged at ERROR and the ring in force stays, in the
-same way as a bad feed never replaces a good list.
+same way as a bad feed never replaces a good list; fixing the file (even
+only its mode) makes the next check load it.
 """
 
 from __future__ import annotations
@@ -23,15 +24,28 @@ from hookbouncer.tokens import DEFAULT_MAX_SKEW, KeyRing, OpenedToken
 
 log = logging.getLogger("hookbouncer.tokens")
 
-FileIdentity = tuple[int, int, int, int]
+FileIdentity = tuple[int, ...]
 
 
 def _identity(path: Path) -> FileIdentity | None:
+    """Return what changes when the file or its permissions change.
+
+    The change time and mode are included so that `chmod 600` on a file
+    that was refused for its mode counts as a change and is read again.
+    """
     try:
         status = os.stat(path)
     except OSError:
         return None
-    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    return (
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+        status.st_ctime_ns,
+        status.st_mode,
+        status.st_uid,
+    )
 
 
 class WatchedKeyRing:

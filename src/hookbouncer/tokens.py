@@ -273,8 +273,16 @@ class KeyRing:
     def load(cls, path: Path) -> KeyRing:
         """Read a key ring file; raise `KeyringError` naming the fix."""
         try:
-            with open(path, "rb") as handle:
+            # O_NONBLOCK: a FIFO at this path must fail the check below, not
+            # block the opening thread until a writer appears.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(descriptor, "rb") as handle:
                 mode = os.fstat(handle.fileno()).st_mode
+                if not stat.S_ISREG(mode):
+                    raise KeyringError(
+                        f"key ring {str(path)!r} is not a regular file: point"
+                        " developer_payload.keys_file at the key ring JSON file"
+                    )
                 data = handle.read(_MAX_KEYRING_BYTES + 1)
         except FileNotFoundError:
             raise KeyringError(
@@ -347,7 +355,15 @@ class KeyRing:
                 " add a key, or choose another path"
             )
         directory = path.parent if str(path.parent) else Path(".")
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        try:
+            descriptor, temporary = tempfile.mkstemp(
+                prefix=f".{path.name}.", dir=directory
+            )
+        except OSError as error:
+            raise KeyringError(
+                f"key ring {str(path)!r} cannot be written ({error.strerror});"
+                " check that its folder exists and is writable"
+            ) from None
         try:
             os.fchmod(descriptor, 0o600)
             with os.fdopen(descriptor, "wb") as handle:

@@ -95,3 +95,32 @@ def test_missing_file_at_startup_raises(tmp_path: Path) -> None:
     with pytest.raises(KeyringError) as caught:
         WatchedKeyRing(tmp_path / "absent.json")
     assert "token keygen" in str(caught.value)
+
+
+def test_fixed_mode_reloads(ring_file: Path) -> None:
+    clock = Clock()
+    watched = WatchedKeyRing(ring_file, check_interval=1.0, clock=clock)
+    rotated = KeyRing.load(ring_file).rotated(NOW)
+    ring_file.write_bytes(rotated.to_json())
+    os.chmod(ring_file, 0o644)
+    clock.now = 2.0
+    assert watched.ring.active != rotated.active
+
+    os.chmod(ring_file, 0o600)
+    clock.now = 4.0
+    assert watched.ring.active == rotated.active
+    assert watched.reloads == 1
+
+
+def test_fifo_rejected_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "keys.json"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(KeyringError) as caught:
+        KeyRing.load(fifo)
+    assert "not a regular file" in str(caught.value)
+
+
+def test_save_into_missing_folder_raises(tmp_path: Path) -> None:
+    with pytest.raises(KeyringError) as caught:
+        KeyRing.generate(NOW).save(tmp_path / "absent" / "keys.json")
+    assert "folder exists" in str(caught.value)
