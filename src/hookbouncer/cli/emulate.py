@@ -210,13 +210,26 @@ def _headers(entries: list[str]) -> list[tuple[str, str]]:
 
 
 def run_send(args: argparse.Namespace) -> int:
+    for flag, value in (("--prefix", args.prefix), ("--path", args.path)):
+        if value and not value.startswith("/"):
+            raise ConfigError(f"{flag} {value!r} is invalid: start it with /")
     payload = args.payload
     if args.seal_with is not None:
-        payload = KeyRing.load(args.seal_with).seal(args.scan_id, now=time.time())
+        try:
+            payload = KeyRing.load(args.seal_with).seal(args.scan_id, now=time.time())
+        except ValueError as error:
+            raise ConfigError(f"--scan-id {args.scan_id!r}: {error}") from None
     client_key = args.client_key
     if args.client_cert is not None and client_key is None:
         client_key = args.client_cert.with_suffix(".key")
-    body = args.body_file.read_bytes() if args.body_file is not None else None
+    body = None
+    if args.body_file is not None:
+        try:
+            body = args.body_file.read_bytes()
+        except OSError as error:
+            raise ConfigError(
+                f"--body-file {str(args.body_file)!r} cannot be read: {error.strerror}"
+            ) from None
     try:
         sender = Sender(
             args.url,
@@ -241,6 +254,9 @@ def run_send(args: argparse.Namespace) -> int:
             )
         except httpx.TransportError as error:
             raise HookbouncerError(f"sending to {args.url} failed: {error}") from None
+        except (httpx.HTTPError, UnicodeError, ValueError) as error:
+            # For example a header value that is not ASCII, or a bad URL.
+            raise ConfigError(f"the request cannot be built: {error}") from None
     print(response.status_code, response.text)
     return 0 if 200 <= response.status_code < 300 else 1
 

@@ -79,6 +79,10 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Ids and limits are stored as signed 64-bit integers in both databases.
+MAX_ID = 2**63 - 1
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -86,6 +90,8 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    if value > MAX_ID:
+        raise argparse.ArgumentTypeError(f"{value} is larger than any inbox id")
     return value
 
 
