@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.gateway.support import HOOKBOUNCER, PKI, base_config, make_pki, write_config
 
@@ -68,4 +69,42 @@ def test_port_in_use_names_address(tmp_path: Path, pki: PKI) -> None:
 
     assert result.returncode == 1
     assert f"cannot listen on {address}: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_encrypted_key_fails_without_prompt(tmp_path: Path, pki: PKI) -> None:
+    key = serialization.load_pem_private_key(
+        pki.server.private_key.read_bytes(), password=None
+    )
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    document = base_config(pki, tmp_path / "state", private_key=encrypted)
+
+    result = serve(write_config(tmp_path / "config.toml", document))
+
+    assert result.returncode == 2
+    assert "server.private_key" in result.stderr
+    assert "unencrypted PEM private key" in result.stderr
+
+
+def test_bad_key_with_workers_is_one_message(tmp_path: Path, pki: PKI) -> None:
+    document = base_config(pki, tmp_path / "state", private_key=tmp_path / "absent")
+    config = write_config(tmp_path / "config.toml", document)
+
+    result = subprocess.run(
+        [HOOKBOUNCER, "serve", "--config", str(config), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.count("server.private_key") == 1
     assert "Traceback" not in result.stderr

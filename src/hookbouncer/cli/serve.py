@@ -54,6 +54,13 @@ def run(args: argparse.Namespace) -> int:
     configure(config.log_level, args.log_format)
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers} is invalid: use 1 or more")
+    server = config.server
+    if server.mode == "tls":
+        # Checked before any worker forks, so a bad file is one message.
+        from hookbouncer.gateway.tls import validate_server_files
+
+        assert server.certificate is not None and server.private_key is not None
+        validate_server_files(server.certificate, server.private_key, config.source)
     if args.workers == 1:
         return run_worker(config, None, 0)
     from hookbouncer.gateway.workers import supervise

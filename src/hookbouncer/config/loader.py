@@ -155,10 +155,11 @@ class _Reader(TableReader):
             relay=self.relay(),
             source=self.source,
         )
-        if config.admin.listen and config.admin.listen in config.server.listen:
+        admin = config.admin.listen
+        if admin and not admin.endswith(":0") and admin in config.server.listen:
             raise self.fail(
                 "admin.listen",
-                config.admin.listen,
+                admin,
                 "it is also in server.listen: give the admin endpoints their own"
                 " address",
             )
@@ -172,7 +173,9 @@ class _Reader(TableReader):
         listen = self.strings(t, "listen", "server.listen", d.listen)
         if not listen:
             raise self.fail("server.listen", [], "list at least one HOST:PORT")
-        if len(set(listen)) != len(listen):
+        # Port 0 asks for any free port, so it may appear more than once.
+        fixed = [address for address in listen if not address.endswith(":0")]
+        if len(set(fixed)) != len(fixed):
             raise self.fail("server.listen", list(listen), "list each address once")
         for address in listen:
             parse_listen_address(address, "server.listen", self.origin("server.listen"))

@@ -47,6 +47,12 @@ def _accept_any_chain(
     return True
 
 
+def _no_passphrase(max_length: int, verify: bool, userdata: object) -> bytes:
+    # Without a callback OpenSSL prompts on the terminal for an encrypted
+    # key, which hangs a service; an empty passphrase makes loading fail.
+    return b""
+
+
 def validate_server_files(certificate: Path, private_key: Path, source: str) -> None:
     """Raise `ConfigError` naming the key unless the PEM files load and match.
 
@@ -67,6 +73,7 @@ def validate_server_files(certificate: Path, private_key: Path, source: str) -> 
                 " file's folder)"
             )
         alone = SSL.Context(SSL.TLS_SERVER_METHOD)
+        alone.set_passwd_cb(_no_passphrase)
         try:
             if key == "server.certificate":
                 alone.use_certificate_chain_file(str(path))
@@ -78,6 +85,7 @@ def validate_server_files(certificate: Path, private_key: Path, source: str) -> 
                 f" read as {expected}"
             ) from None
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    context.set_passwd_cb(_no_passphrase)
     try:
         context.use_certificate_chain_file(str(certificate))
         context.use_privatekey_file(str(private_key))
@@ -100,6 +108,7 @@ def build_context(
     key does not match the certificate.
     """
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    context.set_passwd_cb(_no_passphrase)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     context.set_options(
         SSL.OP_NO_COMPRESSION
