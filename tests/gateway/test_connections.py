@@ -330,6 +330,26 @@ def test_require_mode_fails_handshake_without_cert(
         assert wait_for(lambda: "TLS handshake failed from 127.0.0.1" in caplog.text)
 
 
+def test_stalled_handshake_counted(
+    start_gateway: Callable[..., Running],
+    pki: PKI,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("hookbouncer.gateway.http.HANDSHAKE_LOG_INTERVAL", 0.0)
+    running = start_gateway(header_timeout="200ms")
+    before = handshake_failures()
+    with caplog.at_level("WARNING", logger="hookbouncer.gateway"):
+        with socket.create_connection(("127.0.0.1", running.port)) as sock:
+            sock.sendall(b"\x16\x03\x01\x00")  # the start of a ClientHello
+            sock.settimeout(30)
+            # The gateway aborts the connection, so the read sees a reset.
+            with pytest.raises(ConnectionResetError):
+                sock.recv(1)
+        assert wait_for(lambda: handshake_failures() > before)
+        assert wait_for(lambda: "not finished within header_timeout" in caplog.text)
+
+
 def test_require_mode_accepts_pinned_cert(
     start_gateway: Callable[..., Running], pki: PKI
 ) -> None:
@@ -383,6 +403,25 @@ def test_forgery_does_not_ask_refresh(
         response = sender.send(
             "indexed", "refresh", developer_payload=pki.seal(token_scan)
         )
+    assert response.status_code == 403
+    assert running.refreshes == []
+
+
+def test_route_without_body_check_does_not_ask_refresh(
+    start_gateway: Callable[..., Running], pki: PKI, tmp_path: Path
+) -> None:
+    """Any certificate from a listed address would otherwise ask for one."""
+    document = base_config(pki, tmp_path / "state")
+    document["routes"] = {
+        route: {"checks": ["source_ip", "client_certificate"]}
+        for route in ("status", "new_result", "export")
+    }
+    running = start_gateway(document)
+    running.trust.set(["127.0.0.1/32"], [pki.unpinned.sha1])
+    with pki.sender(
+        f"https://127.0.0.1:{running.port}", certificate=pki.client
+    ) as sender:
+        response = sender.send("indexed", "no-body-check")
     assert response.status_code == 403
     assert running.refreshes == []
 

@@ -182,13 +182,15 @@ class WebhookApplication:
         body checks then decide whether to ask for an early refresh, and the
         answer is 403 either way. A request that passed no connection check
         is not read, so an anonymous client cannot make the gateway read
-        bodies or fetch feeds.
+        bodies or fetch feeds. Nor is one on a route without a body check,
+        where any certificate from a listed address would otherwise count.
         """
         if not verdict.needs_feed_refresh:
             return False
-        connection_checks = {"source_ip", "client_certificate"}.intersection(
-            self.config.routes[route.route_class].checks
-        )
+        checks = set(self.config.routes[route.route_class].checks)
+        if not checks & {"developer_payload", "header_secret"}:
+            return False
+        connection_checks = checks & {"source_ip", "client_certificate"}
         failed = {failure.check for failure in verdict.failures}
         return len(failed) < len(connection_checks)
 

@@ -48,8 +48,10 @@ from typing import cast
 import h11
 from OpenSSL import SSL
 from twisted.internet import defer
+from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
+from zope.interface import implementer  # type: ignore[import-untyped]
 
 from hookbouncer.gateway import metrics
 from hookbouncer.gateway.tls import peer_certificate_der
@@ -68,7 +70,7 @@ HANDSHAKE_LOG_INTERVAL = 10.0
 _handshake_log = {"last": float("-inf"), "suppressed": 0}
 
 
-def _log_handshake_failure(peer: str, error: BaseException) -> None:
+def _log_handshake_failure(peer: str, reason: str) -> None:
     """Count a failed TLS handshake and log it, rate limited."""
     metrics.TLS_HANDSHAKE_FAILURES.inc()
     now = time.monotonic()
@@ -80,7 +82,7 @@ def _log_handshake_failure(peer: str, error: BaseException) -> None:
     log.warning(
         "TLS handshake failed from %s: %s%s",
         peer,
-        _ssl_reason(error),
+        reason,
         f" ({suppressed} more since the last line)" if suppressed else "",
         extra={"client": peer},
     )
@@ -249,6 +251,7 @@ def peer_text(transport: Transport) -> str:
     return host if isinstance(host, str) else "127.0.0.1"
 
 
+@implementer(IHandshakeListener)
 class HTTPProtocol(Protocol):
     """Serve HTTP/1.1 requests one at a time on one connection."""
 
@@ -284,20 +287,34 @@ class HTTPProtocol(Protocol):
         # carries the headers of the response it stands for, but no body.
         self.method: bytes | None = None
         self.requests = 0
+        # Set in connectionMade and by Twisted's TLS layer, which calls
+        # handshakeCompleted on protocols that provide IHandshakeListener.
+        self.tls = False
+        self.handshake_done = False
+        self.handshake_timed_out = False
 
     # -- connection lifecycle --
 
     def connectionMade(self) -> None:
         self.io = cast(Transport, self.transport)
+        self.tls = ISSLTransport.providedBy(self.transport)
         self.info = ConnectionInfo(self.io, peer_text(self.io), self.proxy_source)
         self.on_open(self)
         self._arm(self.limits.header_timeout, "header")
 
+    def handshakeCompleted(self) -> None:
+        """Note the end of the TLS handshake (`IHandshakeListener`)."""
+        self.handshake_done = True
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._disarm()
-        error = reason.value
-        if not self.closing and self.requests == 0 and isinstance(error, SSL.Error):
-            _log_handshake_failure(self.info.peer if self.info else "?", error)
+        if self.tls and not self.handshake_done:
+            peer = self.info.peer if self.info else "?"
+            error = reason.value
+            if isinstance(error, SSL.Error):
+                _log_handshake_failure(peer, _ssl_reason(error))
+            elif self.handshake_timed_out:
+                _log_handshake_failure(peer, "not finished within header_timeout")
         self.closing = True
         self.on_close(self)
 
@@ -342,6 +359,7 @@ class HTTPProtocol(Protocol):
             self._send(response, close=True)
             return
         if phase == "header":
+            self.handshake_timed_out = self.tls and not self.handshake_done
             log.debug("header timeout from %s", self.info.peer if self.info else "?")
         self._abort()
 

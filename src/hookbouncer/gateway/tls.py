@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -47,10 +49,32 @@ def _accept_any_chain(
     return True
 
 
-def _no_passphrase(max_length: int, verify: bool, userdata: object) -> bytes:
-    # Without a callback OpenSSL prompts on the terminal for an encrypted
-    # key, which hangs a service; an empty passphrase makes loading fail.
-    return b""
+TLSPrivateKey = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+
+
+def load_private_key(path: Path) -> TLSPrivateKey:
+    """Read an unencrypted PEM private key with `cryptography`.
+
+    Loading it here, not with OpenSSL's file loader, means an encrypted key
+    raises instead of OpenSSL prompting on the terminal, which would hang a
+    service. Raises `OSError`, `ValueError` or `TypeError` (also for a key
+    type that cannot sign a TLS handshake).
+    """
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(
+        key,
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey,
+    ):
+        raise TypeError(f"a {type(key).__name__} cannot sign a TLS handshake")
+    return key
 
 
 def validate_server_files(certificate: Path, private_key: Path, source: str) -> None:
@@ -73,22 +97,20 @@ def validate_server_files(certificate: Path, private_key: Path, source: str) -> 
                 " file's folder)"
             )
         alone = SSL.Context(SSL.TLS_SERVER_METHOD)
-        alone.set_passwd_cb(_no_passphrase)
         try:
             if key == "server.certificate":
                 alone.use_certificate_chain_file(str(path))
             else:
-                alone.use_privatekey_file(str(path))
-        except (OSError, SSL.Error):
+                alone.use_privatekey(load_private_key(path))
+        except (OSError, SSL.Error, ValueError, TypeError):
             raise ConfigError(
                 f"{source}: {key} = {str(path)!r} is invalid: the file cannot be"
                 f" read as {expected}"
             ) from None
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
-    context.set_passwd_cb(_no_passphrase)
     try:
         context.use_certificate_chain_file(str(certificate))
-        context.use_privatekey_file(str(private_key))
+        context.use_privatekey(load_private_key(private_key))
         context.check_privatekey()
     except SSL.Error:
         raise ConfigError(
@@ -104,11 +126,10 @@ def build_context(
 ) -> SSL.Context:
     """Build the server context: TLS 1.2 minimum, client certificate asked.
 
-    Raises `SSL.Error` or `OSError` when the files cannot be loaded or the
-    key does not match the certificate.
+    Raises `SSL.Error`, `OSError`, `ValueError` or `TypeError` when the
+    files cannot be loaded or the key does not match the certificate.
     """
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
-    context.set_passwd_cb(_no_passphrase)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
     context.set_options(
         SSL.OP_NO_COMPRESSION
@@ -120,7 +141,7 @@ def build_context(
     context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.set_cipher_list(TLS12_CIPHERS)
     context.use_certificate_chain_file(str(certificate))
-    context.use_privatekey_file(str(private_key))
+    context.use_privatekey(load_private_key(private_key))
     context.check_privatekey()
     context.set_session_id(SESSION_ID_CONTEXT)
     context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)

@@ -3,7 +3,9 @@
 One Python process is bound by its interpreter lock to about one core.
 So the parent binds every listening socket, then forks N workers. Each
 runs a reactor, a feed manager and an inbox connection and accepts on the
-inherited sockets, and the kernel spreads new connections between them. Only
+inherited sockets. The kernel wakes whichever worker is waiting, so the
+split of connections is not even: under load one busy worker was seen
+taking all 32 keep-alive connections of a benchmark. Only
 worker 0 runs the relay and the admin listener. The feed manager already
 lets one process fetch while the others load the snapshot from disk, and
 the inbox serialises writers from several processes.
@@ -14,6 +16,9 @@ the service manager restarts the whole group.
 
 The parent forks before importing the reactor or starting any thread,
 because neither survives a fork.
+
+TODO: one SO_REUSEPORT socket per worker would spread connections, but
+with SQLite the workers then contend for the database lock.
 """
 
 from __future__ import annotations
