@@ -29,6 +29,9 @@ Three measurements, each bounded by `--seconds`:
 3. resident memory (RSS, summed over the server's processes) with `--idle`
    TLS connections open and idle after one request each.
 
+TODO: keep-alive webhooks reach about 0.27x nginx against a 0.8x target;
+docs/benchmarks.md says where the time goes.
+
 The load generator is `--clients` Python processes using `ssl`, on the same
 machine and loopback only. It shares the CPU with the servers, so the
 absolute numbers understate both servers; the ratios are the point. Both
