@@ -138,7 +138,7 @@ def _associated_data(header: bytes, scan_id: str) -> bytes:
 
 
 class TokenOpener(Protocol):
-    """What the verifier needs: a `KeyRing`, or a `WatchedKeyRing` over its file."""
+    """An opener of sealed tokens: a `KeyRing`, or a `WatchedKeyRing` over its file."""
 
     def open(
         self,

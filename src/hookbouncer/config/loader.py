@@ -173,7 +173,7 @@ class _Reader(TableReader):
         listen = self.strings(t, "listen", "server.listen", d.listen)
         if not listen:
             raise self.fail("server.listen", [], "list at least one HOST:PORT")
-        # Port 0 asks for any free port, so it may appear more than once.
+        # Port 0 requests any free port, so it may appear more than once.
         fixed = [address for address in listen if not address.endswith(":0")]
         if len(set(fixed)) != len(fixed):
             raise self.fail("server.listen", list(listen), "list each address once")
