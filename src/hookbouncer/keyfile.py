@@ -4,11 +4,12 @@ After `hookbouncer token rotate`, new scans carry tokens sealed under the
 new active key. A gateway that kept the ring it loaded at startup would
 reject every one of them, so `WatchedKeyRing` checks the file's identity
 (inode, size, modification and change times, mode, owner) at most once
-per `check_interval` and
-reloads it when it changed. A file that no longer loads (deleted, invalid,
-readable by others) is logged at ERROR and the ring in force stays, in the
-same way as a bad feed never replaces a good list; fixing the file (even
-only its mode) makes the next check load it.
+per `check_interval` and reloads it when it changed.
+
+A file that no longer loads (deleted, invalid, readable by others) is
+logged at ERROR and the ring in force stays, in the same way as a bad feed
+never replaces a good list. Fixing the file, even only its mode, makes the
+next check load it.
 """
 
 from __future__ import annotations
