@@ -292,6 +292,23 @@ def test_head_answered_without_body(
     assert body == b""
 
 
+def test_admin_head_answered_without_body(
+    start_gateway: Callable[..., Running],
+) -> None:
+    running = start_gateway()
+    address = running.gateway.admin_address
+    assert address is not None
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"HEAD /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        answer = read_until_closed(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert body == b""
+
+
 def test_garbage_request_answered_400(
     start_gateway: Callable[..., Running], pki: PKI
 ) -> None:
