@@ -43,6 +43,16 @@ STARTUP_SECONDS = 30.0
 DELIVERY_SECONDS = 20.0
 
 
+# What the other answers mean; a 403's reasons come from the rejection record.
+STATUS_MEANINGS = {
+    "200": "verified, and in the inbox before the answer",
+    "400": "malformed body",
+    "404": "no such route",
+    "405": "only POST is allowed",
+    "413": f"body over max_body_bytes ({MAX_BODY_BYTES})",
+}
+
+
 @dataclass
 class Outcome:
     """One scenario's result, as the table prints it."""
@@ -340,7 +350,10 @@ class Scenarios:
         except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
             return Outcome(name, expected, "handshake rejected", "TLS alert")
         actual = str(response.status_code)
-        reasons = self.new_rejection_reasons() if actual == "403" else ""
+        if actual == "403":
+            reasons = self.new_rejection_reasons()
+        else:
+            reasons = STATUS_MEANINGS.get(actual, "")
         return Outcome(name, expected, actual, reasons)
 
     def new_rejection_reasons(self) -> str:
