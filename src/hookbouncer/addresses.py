@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv6Address
 
 from hookbouncer.errors import RequestError
+from hookbouncer.quoted import split_outside_quotes, unquote
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -160,32 +161,14 @@ def _valid_port(text: str) -> bool:
 
 
 def _unquote(value: str) -> str:
-    if not value.startswith('"'):
-        return value
-    if len(value) < 2 or not value.endswith('"'):
-        raise AddressError("invalid_forwarded", "unterminated quoted string")
-    inner = value[1:-1]
-    return re.sub(r"\\(.)", r"\1", inner)
+    try:
+        return unquote(value)
+    except ValueError as error:
+        raise AddressError("invalid_forwarded", str(error)) from None
 
 
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    if quoted or escaped:
-        raise AddressError("invalid_forwarded", "unterminated quoted string")
-    parts.append("".join(current))
-    return parts
+    try:
+        return split_outside_quotes(text, separator)
+    except ValueError as error:
+        raise AddressError("invalid_forwarded", str(error)) from None

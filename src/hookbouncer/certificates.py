@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from hookbouncer.errors import RequestError
 from hookbouncer.feeds.validate import normalize_thumbprint
+from hookbouncer.quoted import split_outside_quotes, unquote
 
 ForwardedStyle = Literal["nginx", "haproxy", "envoy"]
 
@@ -219,40 +220,14 @@ def _from_xfcc(value: str) -> bytes | None:
 
 
 def _unquote(value: str) -> str:
-    if not value.startswith('"'):
-        return value
-    if len(value) < 2 or not value.endswith('"'):
-        raise CertificateError("invalid_certificate_header", "unterminated quote")
-    inner = value[1:-1]
-    out: list[str] = []
-    escaped = False
-    for char in inner:
-        if escaped:
-            out.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        else:
-            out.append(char)
-    return "".join(out)
+    try:
+        return unquote(value)
+    except ValueError as error:
+        raise CertificateError("invalid_certificate_header", str(error)) from None
 
 
 def _split_quoted(text: str, separator: str) -> list[str]:
-    parts: list[str] = []
-    start = 0
-    quoted = False
-    escaped = False
-    for index, char in enumerate(text):
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append(text[start:index])
-            start = index + 1
-    if quoted:
-        raise CertificateError("invalid_certificate_header", "unterminated quote")
-    parts.append(text[start:])
-    return parts
+    try:
+        return split_outside_quotes(text, separator)
+    except ValueError as error:
+        raise CertificateError("invalid_certificate_header", str(error)) from None
