@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {args.workers} is invalid: use 1 or more")
     server = config.server
     if server.mode == "tls":
-        # Checked before any worker forks, so a bad file is one message.
+        # Checked once, before any worker forks or anything starts, so a bad
+        # file is one configuration message.
         from hookbouncer.gateway.tls import validate_server_files
 
         assert server.certificate is not None and server.private_key is not None

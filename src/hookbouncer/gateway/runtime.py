@@ -20,7 +20,6 @@ from hookbouncer.feeds.manager import FeedManager
 from hookbouncer.gateway import metrics
 from hookbouncer.gateway.admin import Readiness
 from hookbouncer.gateway.server import Gateway
-from hookbouncer.gateway.tls import validate_server_files
 from hookbouncer.inbox import Inbox, open_inbox
 from hookbouncer.keyfile import WatchedKeyRing
 from hookbouncer.policy import Verifier
@@ -55,10 +54,6 @@ class Runtime:
     def __init__(self, config: Config, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
-        server = config.server
-        if server.mode == "tls":
-            assert server.certificate is not None and server.private_key is not None
-            validate_server_files(server.certificate, server.private_key, config.source)
         keys_file = config.developer_payload.keys_file
         # Follows the file, so `token rotate` takes effect without a restart.
         self.keyring = WatchedKeyRing(keys_file) if keys_file is not None else None
