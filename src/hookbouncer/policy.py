@@ -31,7 +31,13 @@ from hookbouncer.certificates import (
     forwarded_certificate,
     validity_at,
 )
-from hookbouncer.config import CHECKS, Check, Config, validate_trusted_proxy
+from hookbouncer.config import (
+    CHECKS,
+    Check,
+    Config,
+    validate_trusted_proxy,
+    validate_trusted_union,
+)
 from hookbouncer.errors import ConfigError, MalformedBody
 from hookbouncer.payload import developer_payload, parse_body
 from hookbouncer.routes import RouteMatch
@@ -237,6 +243,7 @@ class Verifier:
         self._clock = clock
         for entry in config.server.trusted_proxies:
             validate_trusted_proxy(entry, config.source)
+        validate_trusted_union(config.server.trusted_proxies, config.source)
         self._trusted_proxies = Allowlist(
             ipaddress.ip_network(entry) for entry in config.server.trusted_proxies
         )

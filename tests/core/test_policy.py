@@ -571,3 +571,13 @@ def test_startup_rejects_bad_trusted_proxy(ring: KeyRing, entry: str) -> None:
     )
     with pytest.raises(ConfigError, match="trusted_proxies"):
         Verifier(config, TrustSnapshot.empty, ring)
+
+
+def test_startup_rejects_proxies_covering_all(ring: KeyRing) -> None:
+    config = make_config()
+    halves = ("0.0.0.0/1", "128.0.0.0/1")
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, trusted_proxies=halves)
+    )
+    with pytest.raises(ConfigError, match="together cover every IPv4 address"):
+        Verifier(config, TrustSnapshot.empty, ring)

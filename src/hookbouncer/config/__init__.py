@@ -9,6 +9,7 @@ from hookbouncer.config.loader import (
     load_config,
     parse_listen_address,
     validate_trusted_proxy,
+    validate_trusted_union,
 )
 from hookbouncer.config.model import (
     CHECKS,
@@ -49,4 +50,5 @@ __all__ = [
     "parse_duration",
     "parse_listen_address",
     "validate_trusted_proxy",
+    "validate_trusted_union",
 ]
