@@ -1,10 +1,10 @@
 """The demo: emulated Copyleaks, the gateway and an application, end to end.
 
 Everything runs on loopback with throwaway keys and certificates in a
-temporary folder. The emulator serves the two security feeds over HTTPS;
-`hookbouncer sync` and `hookbouncer serve` run as real subprocesses against
-it; a small application receives the relayed webhooks and checks their
-Standard Webhooks signatures. The demo then sends genuine webhooks and each
+temporary folder. The emulator serves the two security feeds over HTTPS,
+and `hookbouncer sync` and `hookbouncer serve` run as real subprocesses
+against it. A small application receives the relayed webhooks and checks
+their Standard Webhooks signatures. The demo then sends genuine webhooks and each
 kind of forgery, prints what happened and why, and returns whether every
 outcome was the expected one.
 """
@@ -43,7 +43,8 @@ STARTUP_SECONDS = 30.0
 DELIVERY_SECONDS = 20.0
 
 
-# What the other answers mean; a 403's reasons come from the rejection record.
+# The meaning of each other status. A 403 shows the reasons from its
+# rejection record instead.
 STATUS_MEANINGS = {
     "200": "verified, and in the inbox before the answer",
     "400": "malformed body",
